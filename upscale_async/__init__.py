@@ -1,0 +1,112 @@
+"""upscale_async: the async-first Python SDK for the Upscale API."""
+
+from ._batch_result import (
+    AcceptedRequest,
+    BatchProgress,
+    BatchSubmission,
+    FailedChunk,
+    RejectedLead,
+)
+from ._client import UpscaleClient
+from ._completion import LeadOutcome
+from ._config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_TIMEOUT,
+    PollPolicy,
+    RetryPolicy,
+    Routes,
+)
+from ._contract import MessageType, Tone
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    BatchInterruptedError,
+    ClientClosedError,
+    CompletionTimeoutError,
+    ConfigurationError,
+    InsufficientCreditsError,
+    NotFoundError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResponseValidationError,
+    ServerError,
+    TransportError,
+    UnprocessableEntityError,
+    UpscaleError,
+    ValidationError,
+    WebhookPayloadError,
+    WebhookVerificationError,
+)
+from ._models import (
+    Account,
+    Campaign,
+    CompletionEvent,
+    GenerationAccepted,
+    Lead,
+    LeadMessages,
+    RetrievalMetadata,
+    RetrievedMessages,
+    Sequence,
+    SequenceStep,
+)
+from ._version import __version__
+from ._wire import converter
+
+__all__ = [
+    "APIError",
+    "AcceptedRequest",
+    "Account",
+    "AuthenticationError",
+    "BadRequestError",
+    "BatchInterruptedError",
+    "BatchProgress",
+    "BatchSubmission",
+    "Campaign",
+    "ClientClosedError",
+    "CompletionEvent",
+    "CompletionTimeoutError",
+    "ConfigurationError",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_TIMEOUT",
+    "FailedChunk",
+    "GenerationAccepted",
+    "InsufficientCreditsError",
+    "Lead",
+    "LeadMessages",
+    "LeadOutcome",
+    "MessageType",
+    "NotFoundError",
+    "PollPolicy",
+    "RateLimitError",
+    "RejectedLead",
+    "RequestTimeoutError",
+    "ResponseValidationError",
+    "RetrievalMetadata",
+    "RetrievedMessages",
+    "RetryPolicy",
+    "Routes",
+    "Sequence",
+    "SequenceStep",
+    "ServerError",
+    "Tone",
+    "TransportError",
+    "UnprocessableEntityError",
+    "UpscaleClient",
+    "UpscaleError",
+    "ValidationError",
+    "WebhookPayloadError",
+    "WebhookVerificationError",
+    "__version__",
+    "converter",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,237 @@
+"""What a batch did with every lead: :class:`BatchSubmission` and :class:`BatchProgress`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+import orjson
+
+from ._models import Lead
+
+__all__ = [
+    "AcceptedRequest",
+    "BatchProgress",
+    "BatchSubmission",
+    "FailedChunk",
+    "RejectedLead",
+]
+
+_FORMAT_VERSION = 1
+
+
+def _lead_json(lead: Lead | Mapping[str, Any]) -> Any:
+    return lead.to_wire() if isinstance(lead, Lead) else dict(lead)
+
+
+def _lead_id(lead: Any) -> str | None:
+    if isinstance(lead, Lead):
+        return lead.automation_tool_lead_id
+    if isinstance(lead, Mapping):
+        value = lead.get("automation_tool_lead_id")
+        return value if isinstance(value, str) else None
+    return None
+
+
+@attrs.frozen
+class AcceptedRequest:
+    """One accepted request: its ``secure_request_id`` and the ids of its leads."""
+
+    secure_request_id: str
+    lead_ids: tuple[str, ...]
+    first_index: int = 0
+
+
+@attrs.frozen
+class RejectedLead:
+    """A lead set aside before sending: its position in the input, the lead, and why."""
+
+    index: int
+    lead: Any
+    errors: tuple[tuple[str, str], ...]
+
+    @property
+    def lead_id(self) -> str | None:
+        return _lead_id(self.lead)
+
+    @property
+    def messages(self) -> list[str]:
+        return [message for _, message in self.errors]
+
+
+@attrs.frozen
+class FailedChunk:
+    """Leads of a request that still failed after retries, with the error (safe to resubmit)."""
+
+    leads: tuple[Any, ...]
+    error: str
+    error_type: str
+    status: int | None = None
+    first_index: int = 0
+
+
+@attrs.define
+class BatchSubmission:
+    """Where every lead of a batch stands after :meth:`UpscaleClient.submit_batch`.
+
+    - ``accepted``: requests Upscale accepted, each with the ids of its leads;
+    - ``rejected``: leads set aside before sending (validation, duplicate ids), with messages;
+    - ``failed``: chunks that still failed after retries (5xx, connection), with the error;
+    - ``not_submitted``: leads never sent because credits ran out (402) or the key failed
+      (401), in input order: resume with ``submit_batch(campaign, batch.not_submitted)``.
+
+    Every input lead is in exactly one of these. ``to_json()``/``from_json()`` persist it so
+    that another process can ``await_completion(batch)`` later.
+    """
+
+    accepted: list[AcceptedRequest] = attrs.field(factory=list)
+    rejected: list[RejectedLead] = attrs.field(factory=list)
+    failed: list[FailedChunk] = attrs.field(factory=list)
+    not_submitted: list[Any] = attrs.field(factory=list)
+    stopped_by: str | None = None
+
+    @property
+    def request_ids(self) -> list[str]:
+        """The ``secure_request_id`` of every accepted request, in input order."""
+        return [request.secure_request_id for request in self.accepted]
+
+    @property
+    def accepted_count(self) -> int:
+        return sum(len(request.lead_ids) for request in self.accepted)
+
+    @property
+    def rejected_count(self) -> int:
+        return len(self.rejected)
+
+    @property
+    def failed_count(self) -> int:
+        return sum(len(chunk.leads) for chunk in self.failed)
+
+    @property
+    def not_submitted_count(self) -> int:
+        return len(self.not_submitted)
+
+    @property
+    def total(self) -> int:
+        """Every lead the batch saw (accepted + rejected + failed + not submitted)."""
+        return (
+            self.accepted_count + self.rejected_count + self.failed_count + self.not_submitted_count
+        )
+
+    @property
+    def complete(self) -> bool:
+        """True when every valid lead was accepted (nothing failed or left unsubmitted)."""
+        return not self.failed and not self.not_submitted
+
+    def accepted_lead_ids(self) -> Iterator[tuple[str, str]]:
+        """``(secure_request_id, lead_id)`` for every accepted lead."""
+        for request in self.accepted:
+            for lead_id in request.lead_ids:
+                yield request.secure_request_id, lead_id
+
+    def failed_leads(self) -> list[Any]:
+        """The leads of every failed chunk, in input order (resubmitting them is safe)."""
+        return [lead for chunk in self.failed for lead in chunk.leads]
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "accepted": self.accepted_count,
+            "rejected": self.rejected_count,
+            "failed": self.failed_count,
+            "not_submitted": self.not_submitted_count,
+            "requests": len(self.accepted),
+        }
+
+    def sort(self) -> None:
+        """Put every list in input order (the batch finishes chunks out of order)."""
+        self.accepted.sort(key=lambda r: r.first_index)
+        self.rejected.sort(key=lambda r: r.index)
+        self.failed.sort(key=lambda c: c.first_index)
+
+    def to_json(self) -> bytes:
+        """Serialize to JSON bytes (leads as wire objects); read back with :meth:`from_json`."""
+        return orjson.dumps(
+            {
+                "version": _FORMAT_VERSION,
+                "stopped_by": self.stopped_by,
+                "accepted": [
+                    {
+                        "secure_request_id": r.secure_request_id,
+                        "lead_ids": r.lead_ids,
+                        "first_index": r.first_index,
+                    }
+                    for r in self.accepted
+                ],
+                "rejected": [
+                    {"index": r.index, "lead": _lead_json(r.lead), "errors": r.errors}
+                    for r in self.rejected
+                ],
+                "failed": [
+                    {
+                        "leads": [_lead_json(lead) for lead in c.leads],
+                        "error": c.error,
+                        "error_type": c.error_type,
+                        "status": c.status,
+                        "first_index": c.first_index,
+                    }
+                    for c in self.failed
+                ],
+                "not_submitted": [_lead_json(lead) for lead in self.not_submitted],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> BatchSubmission:
+        """Read what :meth:`to_json` wrote (leads come back as mappings with the wire keys)."""
+        try:
+            raw = orjson.loads(data)
+            if not isinstance(raw, dict) or raw.get("version") != _FORMAT_VERSION:
+                raise ValueError(f"expected a BatchSubmission of version {_FORMAT_VERSION}")
+            return cls(
+                accepted=[
+                    AcceptedRequest(
+                        r["secure_request_id"], tuple(r["lead_ids"]), r.get("first_index", 0)
+                    )
+                    for r in raw["accepted"]
+                ],
+                rejected=[
+                    RejectedLead(r["index"], r["lead"], tuple(tuple(e) for e in r["errors"]))
+                    for r in raw["rejected"]
+                ],
+                failed=[
+                    FailedChunk(
+                        tuple(c["leads"]),
+                        c["error"],
+                        c["error_type"],
+                        c.get("status"),
+                        c.get("first_index", 0),
+                    )
+                    for c in raw["failed"]
+                ],
+                not_submitted=list(raw["not_submitted"]),
+                stopped_by=raw.get("stopped_by"),
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a saved BatchSubmission: {exc}") from exc
+
+
+@attrs.frozen
+class BatchProgress:
+    """A snapshot handed to ``on_progress`` after each chunk."""
+
+    leads_seen: int
+    leads_accepted: int
+    leads_rejected: int
+    leads_failed: int
+    leads_not_submitted: int
+    total: int | None
+    chunks_in_flight: int
+    chunks_done: int
+    requests_accepted: int
+    errors: int
+
+    @property
+    def leads_submitted(self) -> int:
+        """Leads Upscale has accepted so far."""
+        return self.leads_accepted

@@ -1,0 +1,121 @@
+"""Configuration objects (small frozen attrs classes that validate on construction) and defaults."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import attrs
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_TIMEOUT",
+    "PollPolicy",
+    "RetryPolicy",
+    "Routes",
+]
+
+DEFAULT_BASE_URL: Final = "https://app.upscaleoutreach.com/api/v2"
+DEFAULT_TIMEOUT: Final = 30.0
+DEFAULT_CHUNK_SIZE: Final = 100
+DEFAULT_CONCURRENCY: Final = 8
+DEFAULT_MAX_CONNECTIONS: Final = 100
+
+ENV_API_KEY: Final = "UPSCALE_API_KEY"
+ENV_BASE_URL: Final = "UPSCALE_BASE_URL"
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How the transport retries connection errors, timeouts, 408, 429 and 5xx.
+
+    The wait before retry ``k`` (1-based) is ``min(wait_max, wait_initial * 2**(k-1))`` plus up
+    to ``wait_jitter`` seconds of random jitter; a ``Retry-After`` header replaces it (capped at
+    ``retry_after_max``). ``time_scale`` multiplies every wait (use a small value in tests).
+    401, 402 and 422 are never retried. A retried POST is safe: the API deduplicates (D8).
+    """
+
+    attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))
+    wait_initial: float = attrs.field(default=0.5, validator=_non_negative)
+    wait_max: float = attrs.field(default=10.0, validator=_non_negative)
+    wait_jitter: float = attrs.field(default=0.5, validator=_non_negative)
+    retry_after_max: float = attrs.field(default=60.0, validator=_non_negative)
+    time_scale: float = attrs.field(default=1.0, validator=_non_negative)
+
+    def backoff(self, retry: int, jitter: float) -> float:
+        """The unscaled wait before retry ``retry`` (1-based), ``jitter`` in [0, 1)."""
+        return float(
+            min(self.wait_max, self.wait_initial * 2 ** (retry - 1)) + self.wait_jitter * jitter
+        )
+
+
+#: Retry nothing: one attempt per request.
+NO_RETRIES: Final = RetryPolicy(attempts=1)
+
+
+@attrs.frozen(kw_only=True)
+class PollPolicy:
+    """How ``await_completion`` polls retrieve_messages.
+
+    Without a hub: the first poll ``initial`` seconds after start, then each wait multiplied by
+    ``factor`` up to ``max_interval``, each with +-``jitter`` (a fraction) of randomness.
+    With a hub (webhooks): polls every ``fallback_interval`` seconds as a safety net.
+    ``max_concurrent`` caps retrieve calls in flight across all ids.
+    """
+
+    initial: float = attrs.field(default=2.0, validator=_positive)
+    factor: float = attrs.field(default=2.0, validator=attrs.validators.ge(1.0))
+    max_interval: float = attrs.field(default=60.0, validator=_positive)
+    jitter: float = attrs.field(
+        default=0.1, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)]
+    )
+    fallback_interval: float = attrs.field(default=120.0, validator=_positive)
+    max_concurrent: int = attrs.field(default=16, validator=attrs.validators.ge(1))
+
+    def interval(self, poll: int, jitter: float) -> float:
+        """The wait before poll ``poll`` (1-based); ``jitter`` in [-1, 1]."""
+        base = min(self.max_interval, self.initial * self.factor ** (poll - 1))
+        return base * (1.0 + self.jitter * jitter)
+
+
+@attrs.frozen(kw_only=True)
+class Routes:
+    """The paths of the four endpoints under the base URL (D1), and the legacy wire shapes.
+
+    ``Routes.newest()`` (the default) uses the ``/messages/...`` paths and object sequences;
+    ``Routes.legacy()`` the unprefixed paths, string sequences (D3) and the retrieve id also in
+    a JSON body on the GET (D2).
+    """
+
+    request_message_generation: str = "/messages/request_message_generation"
+    retrieve_messages: str = "/messages/retrieve_messages"
+    get_sequences: str = "/sequences/get_sequences"
+    account: str = "/account"
+    sequence_as_strings: bool = False
+    retrieve_id_in_body: bool = False
+
+    @classmethod
+    def newest(cls) -> Routes:
+        return cls()
+
+    @classmethod
+    def legacy(cls) -> Routes:
+        return cls(
+            request_message_generation="/request_message_generation",
+            retrieve_messages="/retrieve_messages",
+            get_sequences="/get_sequences",
+            account="/account",
+            sequence_as_strings=True,
+            retrieve_id_in_body=True,
+        )

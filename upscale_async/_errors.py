@@ -1,0 +1,218 @@
+"""The exception tree of upscale_async.
+
+::
+
+    UpscaleError
+    ├── ConfigurationError (also ValueError)   no API key, bad base URL
+    ├── ClientClosedError (also RuntimeError)  a closed client was used
+    ├── ValidationError (also ValueError)      client-side checks failed, before any request
+    ├── APIError                               the server answered with an error status
+    │   ├── BadRequestError           400
+    │   ├── AuthenticationError       401
+    │   ├── InsufficientCreditsError  402
+    │   ├── NotFoundError             404
+    │   ├── UnprocessableEntityError  422 (the server's messages split back apart)
+    │   ├── RateLimitError            429 (``retry_after``)
+    │   └── ServerError               5xx
+    ├── TransportError                         the request did not complete (connection, DNS, ...)
+    │   └── RequestTimeoutError
+    ├── ResponseValidationError                a 2xx body that does not fit the contract
+    ├── CompletionTimeoutError                 await_completion's deadline passed
+    ├── BatchInterruptedError                  submit_batch stopped; carries the partial result
+    ├── WebhookVerificationError               bad or stale webhook signature
+    └── WebhookPayloadError                    a webhook body that is not a completion event
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._batch_result import BatchSubmission
+    from ._models import RetrievedMessages
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BatchInterruptedError",
+    "ClientClosedError",
+    "CompletionTimeoutError",
+    "ConfigurationError",
+    "InsufficientCreditsError",
+    "NotFoundError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseValidationError",
+    "ServerError",
+    "TransportError",
+    "UnprocessableEntityError",
+    "UpscaleError",
+    "ValidationError",
+    "WebhookPayloadError",
+    "WebhookVerificationError",
+]
+
+
+class UpscaleError(Exception):
+    """Base class of every error raised by upscale_async."""
+
+
+class ConfigurationError(UpscaleError, ValueError):
+    """The client was configured wrongly (for example, no API key could be found)."""
+
+
+class ClientClosedError(UpscaleError, RuntimeError):
+    """A request was made on an :class:`UpscaleClient` after ``aclose()``."""
+
+
+class ValidationError(UpscaleError, ValueError):
+    """Client-side validation failed; nothing was sent.
+
+    ``errors`` holds every problem as ``(path, message)`` pairs, in the server's order, e.g.
+    ``("lead_data[3].first_name", "lead_data[3].first_name is required but was missing or blank")``.
+    """
+
+    def __init__(self, errors: Sequence[tuple[str, str]]) -> None:
+        self.errors: list[tuple[str, str]] = list(errors)
+        self.messages: list[str] = [message for _, message in self.errors]
+        count = len(self.errors)
+        shown = "\n".join(f"  - {m}" for m in self.messages[:20])
+        more = f"\n  ... and {count - 20} more" if count > 20 else ""
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"{count} validation {noun}:\n{shown}{more}")
+
+
+class APIError(UpscaleError):
+    """The Upscale API answered with an error status.
+
+    Attributes: ``status``, ``message`` (the body's ``error``), ``body`` (parsed JSON, or the
+    text when it was not JSON), ``method`` and ``path`` of the request, and ``request_id``
+    when the server sent an ``X-Request-Id`` header.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        body: Any = None,
+        method: str = "",
+        path: str = "",
+        request_id: str | None = None,
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.body = body
+        self.method = method
+        self.path = path
+        self.request_id = request_id
+        where = f" ({method} {path})" if method else ""
+        rid = f" [request id {request_id}]" if request_id else ""
+        super().__init__(f"HTTP {status}{where}: {message}{rid}")
+
+
+class BadRequestError(APIError):
+    """400: the server could not read the request (for example, malformed JSON)."""
+
+
+class AuthenticationError(APIError):
+    """401: the API key is missing, invalid or revoked.
+
+    Set ``UPSCALE_API_KEY`` or pass ``api_key=`` with a valid, non-revoked key.
+    ``partial`` is set by ``submit_batch`` to what was accepted before the key failed.
+    """
+
+    partial: BatchSubmission | None = None
+
+
+class InsufficientCreditsError(APIError):
+    """402: not enough credits for the request; nothing was queued. Never retried."""
+
+
+class NotFoundError(APIError):
+    """404: the server does not know the resource (for example, a ``secure_request_id``)."""
+
+
+class UnprocessableEntityError(APIError):
+    """422: the server rejected the request; ``messages`` holds each of its messages."""
+
+    def __init__(self, message: str, *, messages: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.messages: list[str] = list(messages) or [message]
+
+
+class RateLimitError(APIError):
+    """429: too many requests; ``retry_after`` is the server's advice in seconds, if any."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """5xx: the server failed; retried with backoff before this is raised."""
+
+
+class TransportError(UpscaleError):
+    """The request did not complete: connection refused or dropped, DNS, TLS, ..."""
+
+    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+        self.method = method
+        self.path = path
+        where = f" ({method} {path})" if method else ""
+        super().__init__(f"{message}{where}")
+
+
+class RequestTimeoutError(TransportError):
+    """The request took longer than the configured timeout."""
+
+
+class ResponseValidationError(UpscaleError):
+    """A successful response whose body does not fit the API contract."""
+
+    def __init__(self, message: str, *, body: Any = None) -> None:
+        self.body = body
+        super().__init__(message)
+
+
+class CompletionTimeoutError(UpscaleError):
+    """``await_completion`` reached its deadline.
+
+    ``pending`` lists the ids still generating; ``last_seen`` maps each of them to the last
+    retrieve result seen (None when none was); ``completed`` holds what did finish.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        pending: Sequence[str],
+        last_seen: dict[str, RetrievedMessages | None],
+        completed: Sequence[RetrievedMessages] = (),
+    ) -> None:
+        self.pending = list(pending)
+        self.last_seen = last_seen
+        self.completed = list(completed)
+        super().__init__(message)
+
+
+class BatchInterruptedError(UpscaleError):
+    """``submit_batch`` stopped before the end; ``partial`` keeps what was accepted.
+
+    Raised on cancellation-free failures that end a batch early (for example, a lead source
+    that raised). Persist ``partial`` (``partial.to_json()``) and resume from it.
+    """
+
+    def __init__(self, message: str, *, partial: BatchSubmission) -> None:
+        self.partial = partial
+        super().__init__(message)
+
+
+class WebhookVerificationError(UpscaleError):
+    """A webhook's signature is missing, wrong, or its timestamp is outside the tolerance."""
+
+
+class WebhookPayloadError(UpscaleError):
+    """A webhook body is not a completion event (not JSON, wrong shape, or too large)."""

@@ -1,0 +1,372 @@
+"""Typed models of the Upscale API. Field names are the wire names, so the docs map 1:1 onto code.
+
+Request models (:class:`Campaign`, :class:`Lead`, :class:`SequenceStep`) are written exactly;
+response models are read leniently (unknown keys kept in ``extra``, unknown enum values kept as
+strings) by the converter in ``_wire.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from ._contract import MESSAGE_FIELDS, MessageType, Tone
+
+__all__ = [
+    "Account",
+    "Campaign",
+    "CompletionEvent",
+    "GenerationAccepted",
+    "Lead",
+    "LeadMessages",
+    "RetrievalMetadata",
+    "RetrievedMessages",
+    "Sequence",
+    "SequenceStep",
+]
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+@attrs.frozen(kw_only=True)
+class SequenceStep:
+    """One step of a message sequence: ``{"step": 1, "messageType": "connection_request"}``.
+
+    ``wait_days`` is informational (sequence templates from ``get_sequences``); it is never sent.
+    """
+
+    step: int
+    message_type: MessageType | str
+    wait_days: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"step": self.step, "messageType": str(self.message_type)}
+
+
+def _as_message_type(value: object) -> MessageType | str:
+    if isinstance(value, str):
+        try:
+            return MessageType(value)
+        except ValueError:
+            return value
+    return value  # type: ignore[return-value]  # kept as given; validation reports it
+
+
+def _to_sequence(value: Iterable[Any]) -> tuple[SequenceStep, ...]:
+    """Accept message types (enum or string), SequenceStep objects or ``{step, messageType}``."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(
+            "message_sequence must be a list of message types (MessageType or str) or of "
+            f"SequenceStep objects, not {type(value).__name__}"
+        )
+    steps: list[SequenceStep] = []
+    for i, entry in enumerate(value):
+        if isinstance(entry, SequenceStep):
+            steps.append(entry)
+        elif isinstance(entry, Mapping):
+            steps.append(
+                SequenceStep(
+                    step=entry.get("step"),  # type: ignore[arg-type]
+                    message_type=_as_message_type(entry.get("messageType")),
+                    wait_days=entry.get("wait_days"),
+                )
+            )
+        else:
+            steps.append(SequenceStep(step=i + 1, message_type=_as_message_type(entry)))
+    return tuple(steps)
+
+
+def _upper(value: str | None) -> str | None:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+@attrs.frozen(kw_only=True)
+class Campaign:
+    """The campaign-level fields of a generation request (everything but ``lead_data``).
+
+    ``message_sequence`` may be given as message types (``MessageType`` or strings, numbered
+    from step 1) or as :class:`SequenceStep` objects. ``hiring_location`` is upper-cased.
+    The conditional fields (``job_title``, ``material_link``, ``hiring_location``) are sent only
+    when their message type is in the sequence, as the API asks.
+    """
+
+    completion_notification_url: str
+    automation_tool_customer_id: str
+    automation_tool_campaign_id: str
+    automation_tool_campaign_name: str
+    proposition_company_name: str
+    proposition_company_url: str
+    message_sequence: tuple[SequenceStep, ...] = attrs.field(converter=_to_sequence)
+    tone_preference: Tone | str | None = None
+    signoff_name: str | None = None
+    job_title: str | None = None
+    material_link: str | None = None
+    hiring_location: str | None = attrs.field(default=None, converter=_upper)
+
+    @property
+    def message_types(self) -> list[str]:
+        """The message types of the sequence, in order."""
+        return [str(s.message_type) for s in self.message_sequence]
+
+    @classmethod
+    def from_mapping(
+        cls, data: Mapping[str, Any], *, allow_unknown_message_types: bool = False
+    ) -> Campaign:
+        """Validate a mapping with the wire keys (a campaign JSON file) and build a Campaign.
+
+        Raises :class:`~upscale_async.ValidationError` listing every problem, including keys
+        that are not campaign fields (a typo would otherwise be dropped silently).
+        """
+        from ._errors import ValidationError
+        from ._validation import check_campaign
+
+        problems = check_campaign(data, allow_unknown_message_types=allow_unknown_message_types)
+        known = attrs.fields_dict(cls)
+        for key in data:
+            if key not in known:
+                problems.append((key, f"{key} is not a campaign field (known: {', '.join(known)})"))
+        if problems:
+            raise ValidationError(problems)
+        return cls(**{k: v for k, v in data.items()})
+
+    def to_wire(self, *, sequence_as_strings: bool = False) -> dict[str, Any]:
+        """The JSON object sent on the wire (without ``lead_data``), in the documented order."""
+        sequence: list[Any]
+        if sequence_as_strings:
+            sequence = [str(s.message_type) for s in self.message_sequence]
+        else:
+            sequence = [s.to_wire() for s in self.message_sequence]
+        body: dict[str, Any] = {
+            "completion_notification_url": self.completion_notification_url,
+            "automation_tool_customer_id": self.automation_tool_customer_id,
+            "automation_tool_campaign_id": self.automation_tool_campaign_id,
+            "automation_tool_campaign_name": self.automation_tool_campaign_name,
+            "proposition_company_name": self.proposition_company_name,
+            "proposition_company_url": self.proposition_company_url,
+            "message_sequence": sequence,
+        }
+        if self.tone_preference is not None:
+            body["tone_preference"] = str(self.tone_preference)
+        if self.signoff_name is not None:
+            body["signoff_name"] = self.signoff_name
+        types = set(self.message_types)
+        if "stage_ambition" in types:
+            body["job_title"] = self.job_title
+        if "share_material" in types:
+            body["material_link"] = self.material_link
+        if "hiring_activity" in types:
+            body["hiring_location"] = self.hiring_location
+        return body
+
+
+@attrs.frozen(kw_only=True)
+class Lead:
+    """One prospect (an entry of ``lead_data``).
+
+    ``extra`` holds additional keys sent as they are (for example a per-lead ``job_title``).
+    """
+
+    automation_tool_lead_id: str
+    lead_linkedin: str
+    lead_company: str
+    first_name: str
+    last_name: str
+    lead_company_website_url: str | None = None
+    lead_specified_url: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON object sent on the wire; both optional URLs are always present (null)."""
+        body = {
+            "automation_tool_lead_id": self.automation_tool_lead_id,
+            "lead_linkedin": self.lead_linkedin,
+            "lead_company": self.lead_company,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "lead_company_website_url": self.lead_company_website_url,
+            "lead_specified_url": self.lead_specified_url,
+        }
+        if self.extra:
+            body.update(self.extra)
+        return body
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, index: int = 0) -> Lead:
+        """Validate a mapping with the wire keys and build a Lead.
+
+        Raises :class:`~upscale_async.ValidationError` naming ``lead_data[index].field`` for
+        every problem.
+        """
+        from ._errors import ValidationError
+        from ._validation import check_lead
+
+        problems = check_lead(data, index)
+        if problems:
+            raise ValidationError(problems)
+        known = attrs.fields_dict(cls)
+        return cls(
+            automation_tool_lead_id=data["automation_tool_lead_id"],
+            lead_linkedin=data["lead_linkedin"],
+            lead_company=data["lead_company"],
+            first_name=data["first_name"],
+            last_name=data["last_name"],
+            lead_company_website_url=data.get("lead_company_website_url"),
+            lead_specified_url=data.get("lead_specified_url"),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+
+@attrs.frozen(kw_only=True)
+class GenerationAccepted:
+    """The 200 answer of request_message_generation."""
+
+    secure_request_id: str
+    message: str = "Success"
+
+
+@attrs.frozen(kw_only=True)
+class RetrievalMetadata:
+    """``metadata`` of a retrieve answer. Counts are read in plural and singular spellings."""
+
+    request_message_generation_api_request_secure_request_id: str
+    retrieve_messages_api_request_secure_request_id: str | None = None
+    requested_messages_count: int | None = None
+    generated_messages_count: int | None = None
+    failed_messages_count: int | None = None
+    failed_messages_reason: str | None = None
+    generation_status: str | None = None
+    status_message: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class LeadMessages:
+    """One lead's results: its id, LinkedIn URL and every ``*_message`` field.
+
+    ``messages`` maps each ``*_message`` field of the answer (unknown ones included) to its
+    text or None; the properties read the five current types (D5).
+    """
+
+    external_prospect_id: str
+    linkedin: str | None = None
+    messages: Mapping[str, str | None] = attrs.field(factory=dict, hash=False)
+    no_job_posts: Any = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+    def message(self, message_type: MessageType | str) -> str | None:
+        """The text generated for ``message_type`` (None when not requested, pending or failed)."""
+        field = MESSAGE_FIELDS.get(str(message_type), f"{message_type}_message")
+        return self.messages.get(field)
+
+    @property
+    def connection_request(self) -> str | None:
+        return self.messages.get("outreach_message")
+
+    @property
+    def first_follow_up(self) -> str | None:
+        return self.messages.get("first_follow_up_message")
+
+    @property
+    def stage_ambition(self) -> str | None:
+        return self.messages.get("stage_ambition_message")
+
+    @property
+    def share_material(self) -> str | None:
+        return self.messages.get("share_material_message")
+
+    @property
+    def hiring_activity(self) -> str | None:
+        return self.messages.get("hiring_activity_message")
+
+    @property
+    def has_messages(self) -> bool:
+        """True when at least one message was generated for this lead."""
+        return any(v is not None for v in self.messages.values())
+
+
+@attrs.frozen(kw_only=True)
+class RetrievedMessages:
+    """The answer of retrieve_messages: metadata, account, campaign and per-lead results."""
+
+    metadata: RetrievalMetadata
+    account: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    automation_tool_campaign_id: str | None = None
+    message_sequence: tuple[SequenceStep | str, ...] = ()
+    leads: tuple[LeadMessages, ...] = ()
+    http_status: int = 200
+    extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def secure_request_id(self) -> str:
+        return self.metadata.request_message_generation_api_request_secure_request_id
+
+    @property
+    def automation_tool_customer_id(self) -> str | None:
+        value = self.account.get("automation_tool_customer_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def is_complete(self) -> bool:
+        """D4: ``generation_status`` when given; else 202 means pending; else the counts."""
+        meta = self.metadata
+        if meta.generation_status is not None:
+            return meta.generation_status == "complete"
+        if self.http_status == 202:
+            return False
+        if meta.requested_messages_count is None:
+            return self.http_status == 200
+        done = (meta.generated_messages_count or 0) + (meta.failed_messages_count or 0)
+        return done >= meta.requested_messages_count
+
+
+@attrs.frozen(kw_only=True)
+class CompletionEvent:
+    """The completion webhook's payload; ``webhook_id`` comes from the ``webhook-id`` header."""
+
+    secure_request_id: str
+    status: str
+    completed_at: str | None = None
+    requested_messages_count: int | None = None
+    generated_messages_count: int | None = None
+    webhook_triggered_at: str | None = None
+    webhook_id: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def dedupe_key(self) -> str:
+        """``webhook-id`` when present, else the request id with ``webhook_triggered_at``."""
+        if self.webhook_id:
+            return self.webhook_id
+        return f"{self.secure_request_id}|{self.webhook_triggered_at or self.status}"
+
+
+@attrs.frozen(kw_only=True)
+class Sequence:
+    """A sequence template from get_sequences (its shape is lenient: unknown keys in ``extra``)."""
+
+    id: str
+    name: str | None = None
+    steps: tuple[SequenceStep, ...] = ()
+    sequence_length: str | None = None
+    campaign_objective: str | None = None
+    cadence_profile: str | None = None
+    saturated_markets: bool | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def message_types(self) -> list[str]:
+        """The message types of the template, ready for ``Campaign(message_sequence=...)``."""
+        return [str(s.message_type) for s in self.steps]
+
+
+@attrs.frozen(kw_only=True)
+class Account:
+    """The account endpoint (a placeholder upstream: "Coming soon"); unknown keys in ``extra``."""
+
+    created_at: str | None = None
+    plan_name: str | None = None
+    monthly_credits: int | None = None
+    monthly_allowance: int | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)

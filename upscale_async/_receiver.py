@@ -1,0 +1,296 @@
+"""Reading completion webhooks: parse_webhook (any framework), an aiohttp handler, a server.
+
+The request path does three cheap things (verify, parse, ``hub.deliver``) and answers at once;
+it never calls the API. Completion is confirmed later by ``retrieve_messages``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ._errors import WebhookPayloadError, WebhookVerificationError
+from ._hub import CompletionHub
+from ._models import CompletionEvent
+from ._verifiers import WebhookVerifier, get_header
+
+__all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_WEBHOOK_PATH",
+    "WebhookHandler",
+    "WebhookReceiver",
+    "parse_webhook",
+    "webhook_handler",
+]
+
+DEFAULT_MAX_BODY_SIZE = 64 * 1024
+"""Largest webhook body accepted, in bytes (a completion event is a few hundred)."""
+DEFAULT_WEBHOOK_PATH = "/upscale/webhook"
+
+_KNOWN = frozenset(
+    {
+        "secure_request_id",
+        "status",
+        "completed_at",
+        "requested_messages_count",
+        "generated_messages_count",
+        "webhook_triggered_at",
+    }
+)
+
+
+def _optional_str(data: Mapping[str, Any], field: str) -> str | None:
+    value = data.get(field)
+    if value is None or isinstance(value, str):
+        return value
+    raise WebhookPayloadError(f"{field} must be a string or null, not {type(value).__name__}")
+
+
+def _optional_count(data: Mapping[str, Any], field: str) -> int | None:
+    value = data.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WebhookPayloadError(f"{field} must be an integer or null, not {type(value).__name__}")
+    if value < 0:
+        raise WebhookPayloadError(f"{field} must be >= 0, got {value}")
+    return value
+
+
+def _event(data: Any, webhook_id: str | None) -> CompletionEvent:
+    if not isinstance(data, dict):
+        raise WebhookPayloadError(
+            f"webhook body must be a JSON object, not a JSON {type(data).__name__}"
+        )
+    request_id = data.get("secure_request_id")
+    if not isinstance(request_id, str) or not request_id.strip():
+        raise WebhookPayloadError(
+            "secure_request_id must be a non-empty string"
+            + ("" if "secure_request_id" in data else " (it is missing: not a completion event?)")
+        )
+    status = data.get("status")
+    if not isinstance(status, str) or not status:
+        raise WebhookPayloadError("status must be a non-empty string")
+    triggered = data.get("webhook_triggered_at")
+    if isinstance(triggered, int | float) and not isinstance(triggered, bool):
+        triggered = str(triggered)  # a numeric timestamp is read leniently
+    return CompletionEvent(
+        secure_request_id=request_id,
+        status=status,
+        completed_at=_optional_str(data, "completed_at"),
+        requested_messages_count=_optional_count(data, "requested_messages_count"),
+        generated_messages_count=_optional_count(data, "generated_messages_count"),
+        webhook_triggered_at=_optional_str(
+            {"webhook_triggered_at": triggered}, "webhook_triggered_at"
+        ),
+        webhook_id=webhook_id,
+        extra={k: v for k, v in data.items() if k not in _KNOWN},
+    )
+
+
+def parse_webhook(
+    body: bytes,
+    headers: Mapping[str, str],
+    verifier: WebhookVerifier,
+    *,
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+) -> CompletionEvent:
+    """Verify and parse one completion webhook, from any web framework.
+
+    Pass the raw request body (bytes, exactly as received: the signature covers them) and
+    the request headers (any mapping; names are matched case-insensitively).
+
+    Returns a :class:`~upscale_async.CompletionEvent`; its ``webhook_id`` is the verified
+    webhook id, or the ``webhook-id`` header when the scheme has none. Unknown keys are kept
+    in ``extra``.
+
+    Raises:
+        WebhookPayloadError: the body is larger than ``max_body_size`` (checked first), or,
+            after a good signature, not a JSON completion event (the message names the field).
+        WebhookVerificationError: the signature is missing, wrong or stale.
+
+    Example (Starlette/FastAPI)::
+
+        event = parse_webhook(await request.body(), request.headers, verifier)
+        hub.deliver(event)
+    """
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise TypeError(f"body must be the raw request bytes, not {type(body).__name__}")
+    size = body.nbytes if isinstance(body, memoryview) else len(body)
+    if size > max_body_size:
+        raise WebhookPayloadError(
+            f"webhook body is {size} bytes, more than the limit of {max_body_size}"
+        )
+    body = bytes(body)
+    webhook_id = verifier.verify(body, headers)
+    if webhook_id is None:
+        webhook_id = get_header(headers, "webhook-id") or None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise WebhookPayloadError(f"webhook body is not valid JSON: {exc}") from None
+    return _event(data, webhook_id)
+
+
+WebhookHandler = Callable[[web.Request], Awaitable[web.Response]]
+"""The type of the aiohttp.web handler that :func:`webhook_handler` returns."""
+
+_OK = b'{"ok":true}'
+_DUPLICATE = b'{"ok":true,"duplicate":true}'
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps({"ok": False, "error": message}),
+        content_type="application/json",
+    )
+
+
+def webhook_handler(
+    hub: CompletionHub,
+    verifier: WebhookVerifier,
+    *,
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+) -> WebhookHandler:
+    """An aiohttp.web handler that verifies completion webhooks and delivers them to ``hub``.
+
+    Answers 200 ``{"ok": true}`` for a good event (also a duplicate, or an id nobody waits on:
+    it is kept for a waiter that may register a moment later), 401 for a bad or stale
+    signature, 400 for a body that is not a JSON completion event, 413 for a body over
+    ``max_body_size`` (Content-Length is checked before reading, and the read is capped). The
+    Content-Type is not checked: the signature covers the raw body, which must be JSON.
+
+    Example::
+
+        app.router.add_post("/upscale/webhook", webhook_handler(hub, verifier))
+    """
+    if not isinstance(verifier, WebhookVerifier):
+        raise TypeError(
+            "verifier must have verify(body, headers); pass StandardWebhooksVerifier(secret), "
+            "or UnverifiedWebhooks() to knowingly accept unsigned webhooks"
+        )
+    if max_body_size < 1:
+        raise ValueError(f"max_body_size must be >= 1, not {max_body_size!r}")
+    limit = max_body_size
+    too_large = f"webhook body is larger than the limit of {limit} bytes"
+
+    async def handle_upscale_webhook(request: web.Request) -> web.Response:
+        length = request.content_length
+        if length is not None and length > limit:
+            return _error(413, too_large)
+        # Read at most limit + 1 bytes, whatever Content-Length claimed (or chunked).
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await request.content.read(min(65536, limit + 1 - size))
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                return _error(413, too_large)
+            chunks.append(chunk)
+        try:
+            event = parse_webhook(b"".join(chunks), request.headers, verifier, max_body_size=limit)
+        except WebhookVerificationError as exc:
+            return _error(401, str(exc))
+        except WebhookPayloadError as exc:
+            return _error(400, str(exc))
+        new = hub.deliver(event)
+        return web.Response(body=_OK if new else _DUPLICATE, content_type="application/json")
+
+    return handle_upscale_webhook
+
+
+class WebhookReceiver:
+    """An aiohttp.web server that feeds completion webhooks into a hub (async context manager).
+
+    ``verifier`` is required (D9); to accept unsigned webhooks, say so with
+    ``verifier=UnverifiedWebhooks()``. ``port=0`` picks a free port; ``.port`` and ``.url``
+    give the real one once started.
+
+    Example::
+
+        hub = CompletionHub()
+        async with WebhookReceiver(hub, verifier=StandardWebhooksVerifier(secret), port=8081) as rx:
+            print("completion_notification_url =", rx.url)
+            event = await hub.wait(request_id)
+    """
+
+    def __init__(
+        self,
+        hub: CompletionHub,
+        *,
+        verifier: WebhookVerifier,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        path: str = DEFAULT_WEBHOOK_PATH,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        if not path.startswith("/"):
+            raise ValueError(f"path must start with '/', not {path!r}")
+        self.hub = hub
+        self.host = host
+        self.path = path
+        self._requested_port = port
+        self.max_body_size = max_body_size
+        self._handler = webhook_handler(hub, verifier, max_body_size=max_body_size)
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+
+    def __repr__(self) -> str:
+        where = self.url if self._port is not None else "not started"
+        return f"WebhookReceiver({where})"
+
+    @property
+    def port(self) -> int:
+        """The bound port (raises RuntimeError before the receiver is started)."""
+        if self._port is None:
+            raise RuntimeError("WebhookReceiver is not started; use 'async with receiver:'")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The full URL of the webhook route, with the real port."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{self.path}"
+
+    async def start(self) -> None:
+        """Start serving (``async with`` calls this)."""
+        if self._runner is not None:
+            raise RuntimeError("WebhookReceiver is already started")
+        app = web.Application(client_max_size=self.max_body_size + 1)
+        app.router.add_post(self.path, self._handler)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self._requested_port)
+            await site.start()
+            self._port = int(runner.addresses[0][1])
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+
+    async def aclose(self) -> None:
+        """Stop serving and close every connection (idempotent)."""
+        runner, self._runner = self._runner, None
+        self._port = None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> WebhookReceiver:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

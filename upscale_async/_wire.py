@@ -1,0 +1,354 @@
+"""The wire format: one cattrs converter (orjson preset) that reads and writes every model.
+
+Writing is exact (the documented keys, in the documented order); reading is lenient: unknown
+keys are kept in ``extra``, unknown enum values stay strings, count names are read in plural
+and singular spellings, and echoed sequences may be strings or objects. A 2xx body that does
+not fit raises :class:`ResponseValidationError` naming the path of the bad value.
+
+The hot readers (retrieve answers of 10^4 leads) are hand-written hooks registered on the
+converter, since a generated structure hook costs several microseconds per lead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, TypeVar
+
+import orjson
+from cattrs.preconf.orjson import make_converter
+
+from ._errors import ResponseValidationError
+from ._models import (
+    Account,
+    Campaign,
+    CompletionEvent,
+    GenerationAccepted,
+    Lead,
+    LeadMessages,
+    RetrievalMetadata,
+    RetrievedMessages,
+    Sequence,
+    SequenceStep,
+    _as_message_type,
+)
+
+__all__ = ["converter", "encode_request", "structure_retrieved"]
+
+T = TypeVar("T")
+
+converter: Final = make_converter()
+
+_LEAD_KNOWN: Final = frozenset({"external_prospect_id", "linkedin", "no_job_posts"})
+_META_ALIASES: Final = {
+    "requested_message_count": "requested_messages_count",
+    "generated_message_count": "generated_messages_count",
+    "failed_message_count": "failed_messages_count",
+}
+_META_FIELDS: Final = (
+    "retrieve_messages_api_request_secure_request_id",
+    "requested_messages_count",
+    "generated_messages_count",
+    "failed_messages_count",
+    "failed_messages_reason",
+    "generation_status",
+    "status_message",
+)
+_META_INTS: Final = frozenset(
+    {"requested_messages_count", "generated_messages_count", "failed_messages_count"}
+)
+
+
+def _bad(path: str, expected: str, value: Any) -> ResponseValidationError:
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return ResponseValidationError(
+        f"unexpected response from the Upscale API: {path} should be {expected}, got {shown}",
+        body=value,
+    )
+
+
+def _object(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _bad(path, "a JSON object", value)
+    return value
+
+
+def _opt_str(value: Any, path: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise _bad(path, "a string or null", value)
+
+
+def _opt_int(value: Any, path: str) -> int | None:
+    if value is None or (type(value) is int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise _bad(path, "an integer or null", value)
+
+
+def _req_str(value: Any, path: str) -> str:
+    if isinstance(value, str) and value:
+        return value
+    raise _bad(path, "a non-empty string", value)
+
+
+def _extra(data: Mapping[str, Any], known: Iterable[str]) -> dict[str, Any]:
+    known_set = set(known)
+    return {k: v for k, v in data.items() if k not in known_set}
+
+
+def _lead_messages(data: Any, path: str) -> LeadMessages:
+    if type(data) is not dict:
+        raise _bad(path, "a JSON object", data)
+    pid = data.get("external_prospect_id")
+    if type(pid) is not str:
+        raise _bad(f"{path}.external_prospect_id", "a string", pid)
+    linkedin = data.get("linkedin")
+    messages: dict[str, str | None] = {}
+    extra: dict[str, Any] | None = None
+    for key, value in data.items():
+        if key.endswith("_message"):
+            if value is not None and type(value) is not str:
+                raise _bad(f"{path}.{key}", "a string or null", value)
+            messages[key] = value
+        elif key not in _LEAD_KNOWN:
+            if extra is None:
+                extra = {}
+            extra[key] = value
+    if linkedin is not None and type(linkedin) is not str:
+        raise _bad(f"{path}.linkedin", "a string or null", linkedin)
+    return LeadMessages(
+        external_prospect_id=pid,
+        linkedin=linkedin,
+        messages=messages,
+        no_job_posts=data.get("no_job_posts"),
+        extra=extra or {},
+    )
+
+
+def _metadata(data: Any, fallback_id: str | None) -> RetrievalMetadata:
+    meta = _object(data, "metadata")
+    values: dict[str, Any] = {}
+    for key, value in meta.items():
+        values[_META_ALIASES.get(key, key)] = value
+    request_id = values.get("request_message_generation_api_request_secure_request_id")
+    if request_id is None:
+        request_id = fallback_id
+    fields: dict[str, Any] = {}
+    for name in _META_FIELDS:
+        path = f"metadata.{name}"
+        value = values.get(name)
+        fields[name] = _opt_int(value, path) if name in _META_INTS else _opt_str(value, path)
+    known = {"request_message_generation_api_request_secure_request_id", *_META_FIELDS}
+    return RetrievalMetadata(
+        request_message_generation_api_request_secure_request_id=_req_str(
+            request_id, "metadata.request_message_generation_api_request_secure_request_id"
+        ),
+        extra=_extra(values, known),
+        **fields,
+    )
+
+
+def _echoed_sequence(value: Any) -> tuple[SequenceStep | str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _bad("campaign.message_sequence", "an array", value)
+    out: list[SequenceStep | str] = []
+    for i, entry in enumerate(value):
+        if isinstance(entry, str):
+            out.append(entry)
+        elif isinstance(entry, dict):
+            step = entry.get("step")
+            out.append(
+                SequenceStep(
+                    step=step if type(step) is int else i + 1,
+                    message_type=_as_message_type(entry.get("messageType", "")),
+                )
+            )
+        else:
+            raise _bad(f"campaign.message_sequence[{i}]", "a string or an object", entry)
+    return tuple(out)
+
+
+def structure_retrieved(
+    data: Any, http_status: int = 200, *, secure_request_id: str | None = None
+) -> RetrievedMessages:
+    """Read a retrieve_messages body (200 complete or 202 partial) as RetrievedMessages."""
+    body = _object(data, "the body")
+    metadata = _metadata(body.get("metadata", {}), secure_request_id)
+    account = body.get("account") or {}
+    _object(account, "account")
+    campaign = _object(body.get("campaign") or {}, "campaign")
+    leads_data = campaign.get("leads_data") or []
+    if not isinstance(leads_data, list):
+        raise _bad("campaign.leads_data", "an array", leads_data)
+    leads = tuple(
+        [_lead_messages(lead, f"campaign.leads_data[{i}]") for i, lead in enumerate(leads_data)]
+    )
+    campaign_id = _opt_str(
+        campaign.get("automation_tool_campaign_id"), "campaign.automation_tool_campaign_id"
+    )
+    return RetrievedMessages(
+        metadata=metadata,
+        account=account,
+        automation_tool_campaign_id=campaign_id,
+        message_sequence=_echoed_sequence(campaign.get("message_sequence")),
+        leads=leads,
+        http_status=http_status,
+        extra=_extra(body, ("metadata", "account", "campaign")),
+    )
+
+
+def _structure_accepted(data: Any, _: type) -> GenerationAccepted:
+    body = _object(data, "the body")
+    return GenerationAccepted(
+        secure_request_id=_req_str(body.get("secure_request_id"), "secure_request_id"),
+        message=_opt_str(body.get("message"), "message") or "",
+    )
+
+
+def _structure_event(data: Any, _: type) -> CompletionEvent:
+    body = _object(data, "the body")
+    known = (
+        "secure_request_id",
+        "status",
+        "completed_at",
+        "requested_messages_count",
+        "generated_messages_count",
+        "webhook_triggered_at",
+    )
+    values = {_META_ALIASES.get(k, k): v for k, v in body.items()}
+    return CompletionEvent(
+        secure_request_id=_req_str(values.get("secure_request_id"), "secure_request_id"),
+        status=_req_str(values.get("status"), "status"),
+        completed_at=_opt_str(values.get("completed_at"), "completed_at"),
+        requested_messages_count=_opt_int(
+            values.get("requested_messages_count"), "requested_messages_count"
+        ),
+        generated_messages_count=_opt_int(
+            values.get("generated_messages_count"), "generated_messages_count"
+        ),
+        webhook_triggered_at=_opt_str(values.get("webhook_triggered_at"), "webhook_triggered_at"),
+        extra=_extra(values, known),
+    )
+
+
+def _structure_sequence(data: Any, _: type) -> Sequence:
+    body = _object(data, "sequence")
+    steps: list[SequenceStep] = []
+    raw_steps = body.get("steps")
+    if raw_steps is None:
+        raw_steps = body.get("message_types") or []
+    if not isinstance(raw_steps, list):
+        raise _bad("sequence.steps", "an array", raw_steps)
+    for i, entry in enumerate(raw_steps):
+        if isinstance(entry, str):
+            steps.append(SequenceStep(step=i + 1, message_type=_as_message_type(entry)))
+        elif isinstance(entry, dict):
+            step = entry.get("step")
+            wait = entry.get("wait_days")
+            steps.append(
+                SequenceStep(
+                    step=step if type(step) is int else i + 1,
+                    message_type=_as_message_type(entry.get("messageType", "")),
+                    wait_days=wait if type(wait) is int else None,
+                )
+            )
+        else:
+            raise _bad(f"sequence.steps[{i}]", "a string or an object", entry)
+    saturated = body.get("saturated_markets")
+    if isinstance(saturated, str):
+        saturated = saturated.lower() == "true"
+    known = (
+        "id",
+        "name",
+        "steps",
+        "message_types",
+        "sequence_length",
+        "campaign_objective",
+        "cadence_profile",
+        "saturated_markets",
+    )
+    raw_id = body.get("id")
+    return Sequence(
+        id=str(raw_id) if raw_id is not None else "",
+        name=_opt_str(body.get("name"), "sequence.name"),
+        steps=tuple(steps),
+        sequence_length=_opt_str(body.get("sequence_length"), "sequence.sequence_length"),
+        campaign_objective=_opt_str(body.get("campaign_objective"), "sequence.campaign_objective"),
+        cadence_profile=_opt_str(body.get("cadence_profile"), "sequence.cadence_profile"),
+        saturated_markets=saturated if isinstance(saturated, bool) else None,
+        extra=_extra(body, known),
+    )
+
+
+def structure_sequences(data: Any) -> list[Sequence]:
+    """Read a get_sequences body: ``{"sequences": [...]}`` (or a bare array)."""
+    items = data.get("sequences") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise _bad("sequences", "an array", items)
+    return [_structure_sequence(item, Sequence) for item in items]
+
+
+def _structure_account(data: Any, _: type) -> Account:
+    body = _object(data, "the body")
+    known = ("created_at", "plan_name", "monthly_credits", "monthly_allowance")
+    return Account(
+        created_at=_opt_str(body.get("created_at"), "created_at"),
+        plan_name=_opt_str(body.get("plan_name"), "plan_name"),
+        monthly_credits=_opt_int(body.get("monthly_credits"), "monthly_credits"),
+        monthly_allowance=_opt_int(body.get("monthly_allowance"), "monthly_allowance"),
+        extra=_extra(body, known),
+    )
+
+
+def _structure_retrieved_hook(data: Any, _: type) -> RetrievedMessages:
+    return structure_retrieved(data)
+
+
+def _structure_lead(data: Any, _: type) -> Lead:
+    if isinstance(data, Lead):
+        return data
+    if not isinstance(data, Mapping):
+        raise TypeError(f"a lead must be a Lead or a mapping, not {type(data).__name__}")
+    return Lead.from_mapping(data)
+
+
+def _structure_campaign(data: Any, _: type) -> Campaign:
+    if isinstance(data, Campaign):
+        return data
+    if not isinstance(data, Mapping):
+        raise TypeError(f"a campaign must be a Campaign or a mapping, not {type(data).__name__}")
+    return Campaign.from_mapping(data)
+
+
+_hooks: dict[type[Any], Callable[[Any, type], Any]] = {
+    GenerationAccepted: _structure_accepted,
+    CompletionEvent: _structure_event,
+    Sequence: _structure_sequence,
+    Account: _structure_account,
+    RetrievedMessages: _structure_retrieved_hook,
+    Lead: _structure_lead,
+    Campaign: _structure_campaign,
+}
+for _cls, _hook in _hooks.items():
+    converter.register_structure_hook(_cls, _hook)
+converter.register_unstructure_hook(Lead, Lead.to_wire)
+converter.register_unstructure_hook(Campaign, Campaign.to_wire)
+converter.register_unstructure_hook(SequenceStep, SequenceStep.to_wire)
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Read ``data`` (parsed JSON) as ``cls`` with the one converter."""
+    return converter.structure(data, cls)
+
+
+def encode_request(campaign_wire: bytes, leads_wire: list[Any]) -> bytes:
+    """The request body: the serialized campaign object with ``lead_data`` appended last.
+
+    ``campaign_wire`` is ``orjson.dumps(campaign.to_wire())``, serialized once per batch.
+    """
+    return b'%s,"lead_data":%s}' % (campaign_wire[:-1], orjson.dumps(leads_wire))

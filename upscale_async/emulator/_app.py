@@ -1,0 +1,323 @@
+"""The aiohttp.web application: routes on both path generations (D1), auth, errors, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+from aiohttp import web
+
+from .._contract import (
+    ERR_INVALID_KEY,
+    ERR_INVALID_OR_REVOKED,
+    ERR_NO_CREDITS,
+    ERR_REVOKED_KEY,
+    FAILURE_REASON,
+    MESSAGE_FIELDS,
+    RETRIEVE_ID_PARAM,
+)
+from .._validation import check_sequence, join_messages, validate_generation_body
+from ._faults import FaultKind
+from ._sequences import filter_sequences
+from ._state import GenerationRequest
+from ._texts import message_field, render
+
+if TYPE_CHECKING:
+    from ._server import Emulator
+
+__all__ = ["API_PREFIX", "build_app"]
+
+API_PREFIX: Final = "/api/v2"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_MISSING_ID: Final = f"{RETRIEVE_ID_PARAM} is required but was missing or blank"
+#: Error texts for statuses the contract leaves undocumented (§6).
+_STATUS_TEXT: Final = {
+    400: "Bad request",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+    429: "Too many requests, please retry later",
+    500: "Internal server error",
+    502: "Bad gateway",
+    503: "Service unavailable",
+}
+#: Endpoints whose errors carry ``"status": "error"`` (§8 #9).
+_STATUS_ERROR_PATHS: Final = ("retrieve_messages", "get_sequences", "account")
+
+
+def _json(
+    data: object, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def _error(message: str, status: int, *, with_status: bool) -> web.Response:
+    body = {"error": message, "status": "error"} if with_status else {"error": message}
+    return _json(body, status)
+
+
+def _wants_status(path: str) -> bool:
+    return path.endswith(_STATUS_ERROR_PATHS)
+
+
+class _Handlers:
+    def __init__(self, emulator: Emulator) -> None:
+        self.emu = emulator
+        self.config = emulator.config
+        self.state = emulator.state
+        # The base row of leads_data: every documented message key, null until generated.
+        self.empty_messages: dict[str, None] = dict.fromkeys(MESSAGE_FIELDS.values())
+
+    # -- auth -------------------------------------------------------------------------------
+    def auth(
+        self, request: web.Request, *, with_status: bool, combined: bool
+    ) -> str | web.Response:
+        key = request.headers.get("Api-Key", "").strip()
+        if key in self.state.accounts:
+            return key
+        if combined:
+            message = ERR_INVALID_OR_REVOKED
+        elif key in self.config.revoked_keys:
+            message = ERR_REVOKED_KEY
+        else:
+            message = ERR_INVALID_KEY
+        return _error(message, 401, with_status=with_status)
+
+    # -- endpoints --------------------------------------------------------------------------
+    async def generate(self, request: web.Request) -> web.StreamResponse:
+        key = self.auth(request, with_status=False, combined=False)
+        if isinstance(key, web.Response):
+            return key
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return _error(f"Malformed JSON body: {exc}", 400, with_status=False)
+        config = self.config
+        problems = validate_generation_body(
+            body, allow_unknown_message_types=config.allow_unknown_message_types
+        )
+        if not config.require_campaign_name:
+            problems = [p for p in problems if p[0] != "automation_tool_campaign_name"]
+        limit = config.max_leads_per_request
+        leads = body.get("lead_data") if isinstance(body, dict) else None
+        if limit is not None and isinstance(leads, list) and len(leads) > limit:
+            at = next(
+                (n for n, (path, _) in enumerate(problems) if path.startswith("lead_data[")), None
+            )
+            problem = (
+                "lead_data",
+                f"lead_data must contain at most {limit} leads but had {len(leads)}",
+            )
+            problems.insert(len(problems) if at is None else at, problem)
+        if problems:
+            return _error(join_messages(problems), 422, with_status=False)
+        _, types = check_sequence(
+            body["message_sequence"], allow_unknown_message_types=config.allow_unknown_message_types
+        )
+        accepted = self.emu.engine.submit(key, body, list(dict.fromkeys(types)))
+        if accepted is None:
+            return _error(ERR_NO_CREDITS, 402, with_status=False)
+        return _json({"message": "Success", "secure_request_id": accepted[0]})
+
+    async def retrieve(self, request: web.Request) -> web.StreamResponse:
+        key = self.auth(request, with_status=True, combined=False)
+        if isinstance(key, web.Response):
+            return key
+        request_id: object = request.query.get(RETRIEVE_ID_PARAM)
+        if not (isinstance(request_id, str) and request_id.strip()) and request.body_exists:
+            raw = await request.read()
+            if raw.strip():
+                try:
+                    data = orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    return _error(f"Malformed JSON body: {exc}", 400, with_status=True)
+                if isinstance(data, dict):
+                    request_id = data.get(RETRIEVE_ID_PARAM)
+        if not (isinstance(request_id, str) and request_id.strip()):
+            return _error(_MISSING_ID, 422, with_status=True)
+        found = self.state.requests.get(request_id.strip())
+        if found is None or found.api_key != key:
+            return _error(f"{RETRIEVE_ID_PARAM} not found: {request_id}", 404, with_status=True)
+        return self.messages(found)
+
+    def messages(self, req: GenerationRequest) -> web.Response:
+        types = req.types
+        width = len(types)
+        fields = [message_field(kind) for kind in types]
+        base = dict(self.empty_messages)
+        base.update(dict.fromkeys(fields))
+        done = req.done
+        failed = set(req.failed)
+        reused = req.reused or {}
+        campaign = req.campaign
+        leads_data: list[dict[str, Any]] = []
+        for i, row in enumerate(req.leads):
+            entry: dict[str, Any] = {"external_prospect_id": row[0], "linkedin": row[1], **base}
+            first = i * width
+            if i in failed:
+                if first < done:
+                    entry["linkedin"] = None
+            else:
+                for j in range(min(done - first, width)):
+                    source = reused.get((i, j))
+                    if source is None:
+                        entry[fields[j]] = render(types[j], row, campaign)
+                    else:
+                        origin, index = source
+                        entry[fields[j]] = render(types[j], origin.leads[index], origin.campaign)
+            leads_data.append(entry)
+        requested = req.total
+        failed_count = req.failed_count()
+        generated = done - failed_count
+        complete = req.complete
+        if complete:
+            status_message = f"Generation complete: {generated} of {requested} messages generated"
+            if failed_count:
+                status_message += f", {failed_count} failed"
+        else:
+            status_message = f"Generation in progress: {done} of {requested} messages processed"
+        metadata: dict[str, Any] = {
+            "request_message_generation_api_request_secure_request_id": req.id,
+            "retrieve_messages_api_request_secure_request_id": str(uuid.uuid4()),
+            "requested_messages_count": requested,
+            "generated_messages_count": generated,
+            "failed_messages_count": failed_count or None,
+            "failed_messages_reason": FAILURE_REASON if failed_count else None,
+            "generation_status": "complete" if complete else "in_progress",
+            "status_message": status_message,
+        }
+        if self.config.emit_singular_counts:
+            metadata["requested_message_count"] = requested
+            metadata["generated_message_count"] = generated
+        body = {
+            "metadata": metadata,
+            "account": {"automation_tool_customer_id": req.customer_id},
+            "campaign": {
+                "automation_tool_campaign_id": req.campaign_id,
+                "message_sequence": list(types),
+                "leads_data": leads_data,
+            },
+        }
+        return _json(body, 200 if complete else 202)
+
+    async def sequences(self, request: web.Request) -> web.StreamResponse:
+        key = self.auth(request, with_status=True, combined=True)
+        if isinstance(key, web.Response):
+            return key
+        found = filter_sequences(request.query)
+        if isinstance(found, str):
+            return _error(found, 422, with_status=True)
+        return _json({"sequences": found})
+
+    async def account(self, request: web.Request) -> web.StreamResponse:
+        key = self.auth(request, with_status=True, combined=True)
+        if isinstance(key, web.Response):
+            return key
+        account = self.state.accounts[key]
+        return _json(
+            {
+                "created_at": self.emu.created_at,
+                "plan_name": "Emulator plan",
+                "monthly_credits": account.credits,
+                "monthly_allowance": account.allowance,
+                "credits_remaining": account.credits,
+                "credits_used": account.used,
+            }
+        )
+
+    # -- faults -----------------------------------------------------------------------------
+    def endpoint(self, name: str, handler: Handler) -> Handler:
+        """Wrap a handler with request counting and the endpoint's fault plan."""
+        state = self.state
+        faults = self.emu.faults
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            state.endpoint_counts[name] += 1
+            fault = faults.next(name)
+            if fault is None:
+                return await handler(request)
+            if fault.kind is FaultKind.STATUS:
+                headers = {}
+                if fault.retry_after is not None:
+                    headers["Retry-After"] = format(fault.retry_after, "g")
+                text = _STATUS_TEXT.get(fault.status, "Injected fault")
+                body = (
+                    {"error": text, "status": "error"} if _wants_status(name) else {"error": text}
+                )
+                return _json(body, fault.status, headers)
+            if fault.kind is FaultKind.DELAY:
+                await asyncio.sleep(fault.delay)
+                return await handler(request)
+            if fault.kind is FaultKind.DROP_BEFORE:
+                _drop(request)
+                return web.Response(status=500)
+            response = await handler(request)  # DROP_AFTER: the request counts, the answer is lost
+            _drop(request)
+            return response
+
+        return handle
+
+
+def _drop(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error aiohttp raises itself (404, 405, 413) answered as a JSON body too."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        text = _STATUS_TEXT.get(exc.status, exc.reason)
+        if exc.status == 404:
+            text = f"Not found: no endpoint at {request.path}"
+        elif exc.status == 405:
+            text = f"Method not allowed: {request.method} {request.path}"
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        body = (
+            {"error": text, "status": "error"} if _wants_status(request.path) else {"error": text}
+        )
+        return _json(body, exc.status, headers)
+
+
+def build_app(emulator: Emulator) -> web.Application:
+    """The application serving both path generations under ``/api/v2``."""
+    handlers = _Handlers(emulator)
+    app = web.Application(client_max_size=emulator.config.max_body_size, middlewares=[_json_errors])
+    routes: list[tuple[str, str, tuple[str, ...], Handler]] = [
+        (
+            "POST",
+            "request_message_generation",
+            ("/messages/request_message_generation", "/request_message_generation"),
+            handlers.generate,
+        ),
+        (
+            "GET",
+            "retrieve_messages",
+            ("/messages/retrieve_messages", "/retrieve_messages"),
+            handlers.retrieve,
+        ),
+        (
+            "GET",
+            "get_sequences",
+            ("/sequences/get_sequences", "/get_sequences"),
+            handlers.sequences,
+        ),
+        ("GET", "account", ("/account",), handlers.account),
+    ]
+    for method, name, paths, handler in routes:
+        wrapped = handlers.endpoint(name, handler)
+        for path in paths:
+            app.router.add_route(method, API_PREFIX + path, wrapped)
+    return app

@@ -1,0 +1,145 @@
+"""``Emulator``: the server's lifecycle (bind, background tasks, clean shutdown) and its handles."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+from typing import Any, Self
+
+import attrs
+from aiohttp import web
+
+from ._app import API_PREFIX, build_app
+from ._config import DeliveryPlan, EmulatorConfig
+from ._faults import FaultInjector
+from ._generation import Engine, utc_now
+from ._state import Account, EmulatorState, GenerationRequest
+from ._webhooks import WebhookSender
+
+__all__ = ["Emulator"]
+
+
+class Emulator:
+    """A local Upscale API server on aiohttp.web, for development, tests and benchmarks.
+
+    Keyword arguments are the fields of ``EmulatorConfig`` (or pass ``config=``; keywords then
+    override it)::
+
+        async with Emulator(credits=100, messages_per_second=50) as emu:
+            client = UpscaleClient(emu.api_key, base_url=emu.base_url)
+            ...
+            assert not emu.state.double_charges()
+    """
+
+    def __init__(self, config: EmulatorConfig | None = None, **overrides: Any) -> None:
+        base = config or EmulatorConfig()
+        self.config: EmulatorConfig = attrs.evolve(base, **overrides) if overrides else base
+        self.state = EmulatorState(
+            accounts={
+                key: Account(key, self.config.credits, self.config.credits)
+                for key in self.config.api_keys
+            }
+        )
+        self.faults = FaultInjector(self.state.fault_log)
+        self.webhooks = WebhookSender(self.config, self.state)
+        self.engine = Engine(self.config, self.state, self.webhooks.notify)
+        self.created_at = utc_now()
+        self._runner: web.AppRunner | None = None
+        self._scheduler: asyncio.Task[None] | None = None
+        self._port: int | None = None
+
+    # -- handles ----------------------------------------------------------------------------
+    @property
+    def api_key(self) -> str:
+        """The first valid API key."""
+        return self.config.api_keys[0]
+
+    @property
+    def webhook_secret(self) -> str | None:
+        """The Standard Webhooks secret deliveries are signed with (None: no webhooks)."""
+        return self.config.webhook_secret
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the emulator is not running; use `async with Emulator() as emu:`")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (no API prefix)."""
+        return f"http://{self.config.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL, ``http://127.0.0.1:PORT/api/v2``."""
+        return self.url + API_PREFIX
+
+    # -- control ----------------------------------------------------------------------------
+    def add_credits(self, n: int, *, api_key: str | None = None) -> int:
+        """Give ``n`` more credits to ``api_key`` (default: the first key); return the total."""
+        account = self.state.accounts[api_key or self.api_key]
+        account.credits += n
+        account.allowance += n
+        return account.credits
+
+    def set_delivery_plan(self, plan: DeliveryPlan) -> None:
+        """Tamper with the webhook events triggered from now on (drop / duplicate)."""
+        self.webhooks.plan = plan
+
+    def request(self, request_id: str) -> GenerationRequest:
+        """The stored request behind a ``secure_request_id``."""
+        return self.state.requests[request_id]
+
+    async def wait_deliveries(self, timeout: float | None = 10.0) -> None:
+        """Wait until every webhook event so far is delivered or out of attempts."""
+        await self.webhooks.drain(timeout)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("the emulator is already running")
+        if self.config.doc_examples:
+            self.engine.add_doc_example(self.api_key)
+        runner = web.AppRunner(
+            build_app(self), access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.config.host, self.config.port, reuse_address=True)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+        self._scheduler = asyncio.get_running_loop().create_task(self.engine.run())
+
+    async def aclose(self) -> None:
+        """Stop serving, cancel generation and pending deliveries, close the webhook session."""
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scheduler
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        await self.webhooks.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._port is not None else "not running"
+        return f"<Emulator {where}>"
