@@ -241,49 +241,78 @@ class RetrievalMetadata:
     extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class LeadMessages:
     """One lead's results: its id, LinkedIn URL and every ``*_message`` field.
 
-    ``messages`` maps each ``*_message`` field of the answer (unknown ones included) to its
-    text or None; the properties read the five current types (D5).
+    It wraps the lead's JSON object as read (``raw``), so reading 10^4 leads costs next to
+    nothing; the converter has already checked its types. ``messages`` maps each
+    ``*_message`` field (unknown ones included, D5) to its text or None; the properties read
+    the five current types.
     """
 
-    external_prospect_id: str
-    linkedin: str | None = None
-    messages: Mapping[str, str | None] = attrs.field(factory=dict, hash=False)
-    no_job_posts: Any = None
-    extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    raw: Mapping[str, Any] = attrs.field(hash=False)
+
+    @property
+    def external_prospect_id(self) -> str:
+        """The lead's ``automation_tool_lead_id``."""
+        return self.raw["external_prospect_id"]  # type: ignore[no-any-return]
+
+    @property
+    def linkedin(self) -> str | None:
+        """The lead's LinkedIn URL (None for a lead that failed)."""
+        return self.raw.get("linkedin")
+
+    @property
+    def no_job_posts(self) -> Any:
+        return self.raw.get("no_job_posts")
+
+    @property
+    def messages(self) -> dict[str, str | None]:
+        """Every ``*_message`` field of the answer, known or not."""
+        return {k: v for k, v in self.raw.items() if k.endswith("_message")}
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Keys that are neither known fields nor ``*_message`` fields."""
+        return {
+            k: v
+            for k, v in self.raw.items()
+            if not k.endswith("_message") and k not in _LEAD_FIELDS
+        }
 
     def message(self, message_type: MessageType | str) -> str | None:
         """The text generated for ``message_type`` (None when not requested, pending or failed)."""
         field = MESSAGE_FIELDS.get(str(message_type), f"{message_type}_message")
-        return self.messages.get(field)
+        return self.raw.get(field)
 
     @property
     def connection_request(self) -> str | None:
-        return self.messages.get("outreach_message")
+        return self.raw.get("outreach_message")
 
     @property
     def first_follow_up(self) -> str | None:
-        return self.messages.get("first_follow_up_message")
+        return self.raw.get("first_follow_up_message")
 
     @property
     def stage_ambition(self) -> str | None:
-        return self.messages.get("stage_ambition_message")
+        return self.raw.get("stage_ambition_message")
 
     @property
     def share_material(self) -> str | None:
-        return self.messages.get("share_material_message")
+        return self.raw.get("share_material_message")
 
     @property
     def hiring_activity(self) -> str | None:
-        return self.messages.get("hiring_activity_message")
+        return self.raw.get("hiring_activity_message")
 
     @property
     def has_messages(self) -> bool:
         """True when at least one message was generated for this lead."""
-        return any(v is not None for v in self.messages.values())
+        return any(v is not None for k, v in self.raw.items() if k.endswith("_message"))
+
+
+_LEAD_FIELDS = frozenset({"external_prospect_id", "linkedin", "no_job_posts"})
 
 
 @attrs.frozen(kw_only=True)

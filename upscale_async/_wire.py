@@ -12,6 +12,7 @@ converter, since a generated structure hook costs several microseconds per lead.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from itertools import chain, repeat
 from typing import Any, Final, TypeVar
 
 import orjson
@@ -38,7 +39,6 @@ T = TypeVar("T")
 
 converter: Final = make_converter()
 
-_LEAD_KNOWN: Final = frozenset({"external_prospect_id", "linkedin", "no_job_posts"})
 _META_ALIASES: Final = {
     "requested_message_count": "requested_messages_count",
     "generated_message_count": "generated_messages_count",
@@ -99,33 +99,45 @@ def _extra(data: Mapping[str, Any], known: Iterable[str]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in known_set}
 
 
-def _lead_messages(data: Any, path: str) -> LeadMessages:
+def _check_lead_result(data: Any, index: int) -> None:
+    path = f"campaign.leads_data[{index}]"
     if type(data) is not dict:
         raise _bad(path, "a JSON object", data)
     pid = data.get("external_prospect_id")
     if type(pid) is not str:
         raise _bad(f"{path}.external_prospect_id", "a string", pid)
     linkedin = data.get("linkedin")
-    messages: dict[str, str | None] = {}
-    extra: dict[str, Any] | None = None
-    for key, value in data.items():
-        if key.endswith("_message"):
-            if value is not None and type(value) is not str:
-                raise _bad(f"{path}.{key}", "a string or null", value)
-            messages[key] = value
-        elif key not in _LEAD_KNOWN:
-            if extra is None:
-                extra = {}
-            extra[key] = value
     if linkedin is not None and type(linkedin) is not str:
         raise _bad(f"{path}.linkedin", "a string or null", linkedin)
-    return LeadMessages(
-        external_prospect_id=pid,
-        linkedin=linkedin,
-        messages=messages,
-        no_job_posts=data.get("no_job_posts"),
-        extra=extra or {},
+    for key, value in data.items():
+        if key.endswith("_message") and value is not None and type(value) is not str:
+            raise _bad(f"{path}.{key}", "a string or null", value)
+
+
+_PLAIN_TYPES: Final = frozenset({str, type(None)})
+_new_lead_messages = LeadMessages.__new__
+_set = object.__setattr__
+
+
+def _lead_results(leads_data: list[Any]) -> tuple[LeadMessages, ...]:
+    """Check and wrap every lead result; the common case is checked in C-speed passes."""
+    plain = (
+        set(map(type, leads_data)) <= {dict}
+        and set(map(type, chain.from_iterable(map(dict.values, leads_data)))) <= _PLAIN_TYPES
     )
+    if plain:
+        ids = map(dict.get, leads_data, repeat("external_prospect_id"))
+        plain = set(map(type, ids)) <= {str}
+    if not plain:
+        for index, data in enumerate(leads_data):
+            _check_lead_result(data, index)
+    out = []
+    append = out.append
+    for data in leads_data:
+        lead = _new_lead_messages(LeadMessages)
+        _set(lead, "raw", data)
+        append(lead)
+    return tuple(out)
 
 
 def _metadata(data: Any, fallback_id: str | None) -> RetrievalMetadata:
@@ -185,9 +197,7 @@ def structure_retrieved(
     leads_data = campaign.get("leads_data") or []
     if not isinstance(leads_data, list):
         raise _bad("campaign.leads_data", "an array", leads_data)
-    leads = tuple(
-        [_lead_messages(lead, f"campaign.leads_data[{i}]") for i, lead in enumerate(leads_data)]
-    )
+    leads = _lead_results(leads_data)
     campaign_id = _opt_str(
         campaign.get("automation_tool_campaign_id"), "campaign.automation_tool_campaign_id"
     )
