@@ -250,55 +250,60 @@ async def generate(
                 failure.append(exc)
 
     async def produce_all() -> None:
-        if True:
-            async with anyio.create_task_group() as waiters:
+        async with anyio.create_task_group() as waiters:
 
-                def on_accepted(request: AcceptedRequest) -> None:
-                    waiters.start_soon(complete, request)
+            def on_accepted(request: AcceptedRequest) -> None:
+                waiters.start_soon(complete, request)
 
-                batch = await submit_batch(
-                    client,
-                    campaign,
-                    leads,
-                    chunk_size=chunk_size,
-                    concurrency=concurrency,
-                    on_progress=on_progress,
-                    on_accepted=on_accepted,
-                )
-                for rejected in batch.rejected:
-                    await send.send(
-                        LeadOutcome(
-                            lead_id=rejected.lead_id,
-                            outcome="rejected",
-                            errors=tuple(rejected.messages),
-                            reason="; ".join(rejected.messages),
-                            lead=rejected.lead,
-                        )
+            batch = await submit_batch(
+                client,
+                campaign,
+                leads,
+                chunk_size=chunk_size,
+                concurrency=concurrency,
+                on_progress=on_progress,
+                on_accepted=on_accepted,
+            )
+            for rejected in batch.rejected:
+                await send.send(
+                    LeadOutcome(
+                        lead_id=rejected.lead_id,
+                        outcome="rejected",
+                        errors=tuple(rejected.messages),
+                        reason="; ".join(rejected.messages),
+                        lead=rejected.lead,
                     )
-                for chunk in batch.failed:
-                    for lead in chunk.leads:
-                        await send.send(
-                            LeadOutcome(
-                                lead_id=_lead_id(lead),
-                                outcome="submit_failed",
-                                reason=f"{chunk.error_type}: {chunk.error}",
-                                lead=lead,
-                            )
-                        )
-                for lead in batch.not_submitted:
+                )
+            for chunk in batch.failed:
+                for lead in chunk.leads:
                     await send.send(
                         LeadOutcome(
                             lead_id=_lead_id(lead),
-                            outcome="not_submitted",
-                            reason=f"not submitted ({batch.stopped_by}); resubmit it",
+                            outcome="submit_failed",
+                            reason=f"{chunk.error_type}: {chunk.error}",
                             lead=lead,
                         )
                     )
+            for lead in batch.not_submitted:
+                await send.send(
+                    LeadOutcome(
+                        lead_id=_lead_id(lead),
+                        outcome="not_submitted",
+                        reason=f"not submitted ({batch.stopped_by}); resubmit it",
+                        lead=lead,
+                    )
+                )
 
+    closed_early = False
     async with anyio.create_task_group() as tg:
         tg.start_soon(produce)
         async with receive:
-            async for outcome in receive:
-                yield outcome
-    if failure:
+            try:
+                async for outcome in receive:
+                    yield outcome
+            except GeneratorExit:
+                # The consumer closed the iterator: stop the pipeline, leave nothing running.
+                closed_early = True
+                tg.cancel_scope.cancel()
+    if failure and not closed_early:
         raise failure[0]
