@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LeadSource", "ProgressCallback", "submit_batch"]
 
+_RESUMABLE_STOPS = ("insufficient_credits", "authentication", "service_unavailable")
+
 ProgressCallback = Callable[[BatchProgress], Awaitable[None] | None]
 AcceptedCallback = Callable[[AcceptedRequest], Awaitable[None] | None]
 LeadSource = Iterable[Lead | Mapping[str, Any]] | AsyncIterable[Lead | Mapping[str, Any]]
@@ -99,6 +101,7 @@ class _Batch:
         on_progress: ProgressCallback | None,
         on_accepted: AcceptedCallback | None,
         result: BatchSubmission,
+        max_consecutive_failures: int | None,
     ) -> None:
         self.client = client
         self.campaign_bytes = campaign_bytes
@@ -108,6 +111,8 @@ class _Batch:
         self.on_progress = on_progress
         self.on_accepted = on_accepted
         self.result = result
+        self.max_consecutive_failures = max_consecutive_failures
+        self.consecutive_failures = 0
         self.seen: set[str] = set()
         self.index = 0
         self.in_flight = 0
@@ -200,7 +205,7 @@ class _Batch:
                     continue
                 self.in_flight += 1
                 tg.start_soon(self.send, wire, originals, ids, start, limit)
-        if self.stop in ("insufficient_credits", "authentication"):
+        if self.stop in _RESUMABLE_STOPS:
             while True:
                 try:
                     rest = await self.source.take(max(self.chunk_size, 1000))
@@ -250,7 +255,17 @@ class _Batch:
             )
             self.failed_leads += len(originals)
             self.errors += 1
+            self.consecutive_failures += 1
+            limit_reached = (
+                self.max_consecutive_failures is not None
+                and self.consecutive_failures >= self.max_consecutive_failures
+            )
+            if limit_reached and self.stop is None:
+                # A breaker: the service looks down, so stop instead of hammering it; what is
+                # left is handed back as not submitted, to resume later.
+                self.stop = "service_unavailable"
         else:
+            self.consecutive_failures = 0
             request = AcceptedRequest(accepted.secure_request_id, tuple(ids), start)
             self.result.accepted.append(request)
             self.accepted_leads += len(ids)
@@ -280,6 +295,7 @@ async def submit_batch(
     on_progress: ProgressCallback | None = None,
     on_accepted: AcceptedCallback | None = None,
     into: BatchSubmission | None = None,
+    max_consecutive_failures: int | None = 3,
 ) -> BatchSubmission:
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size!r}")
@@ -299,6 +315,7 @@ async def submit_batch(
         on_progress=on_progress,
         on_accepted=on_accepted,
         result=result,
+        max_consecutive_failures=max_consecutive_failures,
     )
     try:
         await batch.run()

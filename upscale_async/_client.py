@@ -261,6 +261,7 @@ class UpscaleClient:
         on_progress: ProgressCallback | None = None,
         on_accepted: AcceptedCallback | None = None,
         into: BatchSubmission | None = None,
+        max_consecutive_failures: int | None = 3,
     ) -> BatchSubmission:
         """Submit any number of leads in chunks, concurrently, and account for every lead.
 
@@ -270,7 +271,11 @@ class UpscaleClient:
         ``rejected`` and the rest go on. On 402 no new chunk starts, in-flight chunks finish
         and every lead not accepted is handed back in ``not_submitted``, in input order, to
         resume with the same call after buying credits. A chunk that still fails after
-        retries is recorded in ``failed`` and the others go on. ``on_progress`` gets a
+        retries is recorded in ``failed`` and the others go on, until
+        ``max_consecutive_failures`` chunks in a row have failed: then the service looks
+        down, no new chunk starts (``stopped_by == "service_unavailable"``) and the rest is
+        handed back in ``not_submitted`` rather than hammering it (None: never stop).
+        ``on_progress`` gets a
         :class:`BatchProgress` after each chunk; ``on_accepted`` each accepted request.
 
         Raises :class:`AuthenticationError` on 401 with ``.partial`` set to the
@@ -288,6 +293,7 @@ class UpscaleClient:
             on_progress=on_progress,
             on_accepted=on_accepted,
             into=into,
+            max_consecutive_failures=max_consecutive_failures,
         )
 
     async def await_completion(

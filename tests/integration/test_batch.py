@@ -224,3 +224,25 @@ def test_batch_submission_round_trips_through_json() -> None:
     assert again == batch
     with pytest.raises(ValueError, match="not a saved BatchSubmission"):
         BatchSubmission.from_json(b"{}")
+
+
+async def test_a_down_service_is_not_hammered() -> None:
+    """Against a service that always fails, the breaker bounds the requests and reports every lead."""
+    attempts, concurrency, threshold = 4, 8, 3
+    async with Emulator(webhook_secret=None) as emu:
+        emu.faults.set(
+            "request_message_generation", FaultPlan(rate=1.0, choices=(Fault.http(503),))
+        )
+        retry = RetryPolicy(attempts=attempts, time_scale=0.0)
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url, retry=retry) as client:
+            batch = await client.submit_batch(
+                campaign(),
+                leads(10_000),
+                concurrency=concurrency,
+                max_consecutive_failures=threshold,
+            )
+        sent = emu.state.endpoint_counts["request_message_generation"]
+    assert batch.stopped_by == "service_unavailable"
+    assert attempts <= sent <= (concurrency + threshold) * attempts
+    assert batch.failed_count + batch.not_submitted_count == 10_000
+    assert len(batch.failed) <= concurrency + threshold
