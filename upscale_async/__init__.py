@@ -8,6 +8,7 @@ from ._batch_result import (
     RejectedLead,
 )
 from ._client import UpscaleClient
+from ._journal import BatchJournal
 from ._completion import LeadOutcome
 from ._config import (
     DEFAULT_BASE_URL,
@@ -62,6 +63,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchInterruptedError",
+    "BatchJournal",
     "BatchProgress",
     "BatchSubmission",
     "Campaign",
