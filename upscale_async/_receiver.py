@@ -6,9 +6,10 @@ it never calls the API. Completion is confirmed later by ``retrieve_messages``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -17,6 +18,7 @@ from ._errors import WebhookPayloadError, WebhookVerificationError
 from ._hub import CompletionHub
 from ._models import CompletionEvent
 from ._verifiers import WebhookVerifier, get_header
+from ._wire import structure_event
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -27,69 +29,13 @@ __all__ = [
     "webhook_handler",
 ]
 
+logger = logging.getLogger("upscale_async.webhooks")
+
 DEFAULT_MAX_BODY_SIZE = 64 * 1024
 """Largest webhook body accepted, in bytes (a completion event is a few hundred)."""
 DEFAULT_WEBHOOK_PATH = "/upscale/webhook"
-
-_KNOWN = frozenset(
-    {
-        "secure_request_id",
-        "status",
-        "completed_at",
-        "requested_messages_count",
-        "generated_messages_count",
-        "webhook_triggered_at",
-    }
-)
-
-
-def _optional_str(data: Mapping[str, Any], field: str) -> str | None:
-    value = data.get(field)
-    if value is None or isinstance(value, str):
-        return value
-    raise WebhookPayloadError(f"{field} must be a string or null, not {type(value).__name__}")
-
-
-def _optional_count(data: Mapping[str, Any], field: str) -> int | None:
-    value = data.get(field)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise WebhookPayloadError(f"{field} must be an integer or null, not {type(value).__name__}")
-    if value < 0:
-        raise WebhookPayloadError(f"{field} must be >= 0, got {value}")
-    return value
-
-
-def _event(data: Any, webhook_id: str | None) -> CompletionEvent:
-    if not isinstance(data, dict):
-        raise WebhookPayloadError(
-            f"webhook body must be a JSON object, not a JSON {type(data).__name__}"
-        )
-    request_id = data.get("secure_request_id")
-    if not isinstance(request_id, str) or not request_id.strip():
-        raise WebhookPayloadError(
-            "secure_request_id must be a non-empty string"
-            + ("" if "secure_request_id" in data else " (it is missing: not a completion event?)")
-        )
-    status = data.get("status")
-    if not isinstance(status, str) or not status:
-        raise WebhookPayloadError("status must be a non-empty string")
-    triggered = data.get("webhook_triggered_at")
-    if isinstance(triggered, int | float) and not isinstance(triggered, bool):
-        triggered = str(triggered)  # a numeric timestamp is read leniently
-    return CompletionEvent(
-        secure_request_id=request_id,
-        status=status,
-        completed_at=_optional_str(data, "completed_at"),
-        requested_messages_count=_optional_count(data, "requested_messages_count"),
-        generated_messages_count=_optional_count(data, "generated_messages_count"),
-        webhook_triggered_at=_optional_str(
-            {"webhook_triggered_at": triggered}, "webhook_triggered_at"
-        ),
-        webhook_id=webhook_id,
-        extra={k: v for k, v in data.items() if k not in _KNOWN},
-    )
+_READ_TIMEOUT = 10.0  # Upscale gives up on an attempt after 10 s (D10)
+_SHUTDOWN_TIMEOUT = 2.0  # handlers answer in milliseconds; do not wait aiohttp's default 60 s
 
 
 def parse_webhook(
@@ -133,7 +79,7 @@ def parse_webhook(
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise WebhookPayloadError(f"webhook body is not valid JSON: {exc}") from None
-    return _event(data, webhook_id)
+    return structure_event(data, webhook_id)
 
 
 WebhookHandler = Callable[[web.Request], Awaitable[web.Response]]
@@ -149,6 +95,21 @@ def _error(status: int, message: str) -> web.Response:
         body=orjson.dumps({"ok": False, "error": message}),
         content_type="application/json",
     )
+
+
+async def _read_capped(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None when it is longer than ``limit`` (never reads more than limit + 1)."""
+    length = request.content_length
+    if length is not None:  # already checked against the limit; the stream ends there
+        return await request.read()
+    chunks: list[bytes] = []  # chunked: cap the read ourselves
+    size = 0
+    while chunk := await request.content.read(min(65536, limit + 1 - size)):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def webhook_handler(
@@ -183,22 +144,23 @@ def webhook_handler(
         length = request.content_length
         if length is not None and length > limit:
             return _error(413, too_large)
-        # Read at most limit + 1 bytes, whatever Content-Length claimed (or chunked).
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            chunk = await request.content.read(min(65536, limit + 1 - size))
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > limit:
-                return _error(413, too_large)
-            chunks.append(chunk)
+        if length is not None and request.content.is_eof():  # all here already: no wait
+            body: bytes | None = await request.read()
+        else:
+            try:
+                async with asyncio.timeout(_READ_TIMEOUT):  # a trickling sender cannot hold us
+                    body = await _read_capped(request, limit)
+            except TimeoutError:
+                return _error(408, f"webhook body not received within {_READ_TIMEOUT:g} s")
+        if body is None:
+            return _error(413, too_large)
         try:
-            event = parse_webhook(b"".join(chunks), request.headers, verifier, max_body_size=limit)
+            event = parse_webhook(body, request.headers, verifier, max_body_size=limit)
         except WebhookVerificationError as exc:
+            logger.info("webhook from %s rejected (401): %s", request.remote, exc)
             return _error(401, str(exc))
         except WebhookPayloadError as exc:
+            logger.info("webhook from %s rejected (400): %s", request.remote, exc)
             return _error(400, str(exc))
         new = hub.deliver(event)
         return web.Response(body=_OK if new else _DUPLICATE, content_type="application/json")
@@ -265,7 +227,9 @@ class WebhookReceiver:
             raise RuntimeError("WebhookReceiver is already started")
         app = web.Application(client_max_size=self.max_body_size + 1)
         app.router.add_post(self.path, self._handler)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self._requested_port)

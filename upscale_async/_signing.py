@@ -20,7 +20,9 @@ def decode_secret(secret: str | bytes) -> bytes:
     if isinstance(secret, bytes):
         return secret
     if secret.startswith(_PREFIX):
-        return base64.b64decode(secret[len(_PREFIX) :])
+        encoded = secret[len(_PREFIX) :]
+        # Pad like the reference implementation, so an unpadded secret works as it does there.
+        return base64.b64decode(encoded + "=" * (-len(encoded) % 4))
     return secret.encode()
 
 

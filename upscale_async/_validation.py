@@ -158,7 +158,7 @@ def check_campaign(
         )
         problems.extend(seq_problems)
     tone = campaign.get("tone_preference")
-    if tone is not None and tone not in ALLOWED_TONES:
+    if tone is not None and (not isinstance(tone, str) or tone not in ALLOWED_TONES):
         problems.append(
             ("tone_preference", f"tone_preference must be one of {_ALLOWED_TONES_TEXT}")
         )

@@ -67,11 +67,10 @@ def get_header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def _keys(secret_or_secrets: str | bytes | Sequence[str | bytes]) -> tuple[bytes, ...]:
-    secrets: Sequence[str | bytes]
     if isinstance(secret_or_secrets, str | bytes):
-        secrets = [secret_or_secrets]
+        secrets: list[object] = [secret_or_secrets]
     elif isinstance(secret_or_secrets, Sequence):
-        secrets = secret_or_secrets
+        secrets = list(secret_or_secrets)
     else:
         raise TypeError(
             "secret must be a str or bytes, or a list of them (several secrets allow rotation), "

@@ -18,7 +18,7 @@ from typing import Any, Final, TypeVar
 import orjson
 from cattrs.preconf.orjson import make_converter
 
-from ._errors import ResponseValidationError
+from ._errors import ResponseValidationError, WebhookPayloadError
 from ._models import (
     Account,
     Campaign,
@@ -131,7 +131,7 @@ def _lead_results(leads_data: list[Any]) -> tuple[LeadMessages, ...]:
     if not plain:
         for index, data in enumerate(leads_data):
             _check_lead_result(data, index)
-    out = []
+    out: list[LeadMessages] = []
     append = out.append
     for data in leads_data:
         lead = _new_lead_messages(LeadMessages)
@@ -220,30 +220,86 @@ def _structure_accepted(data: Any, _: type) -> GenerationAccepted:
     )
 
 
-def _structure_event(data: Any, _: type) -> CompletionEvent:
-    body = _object(data, "the body")
-    known = (
+_EVENT_KNOWN: Final = frozenset(
+    {
         "secure_request_id",
         "status",
         "completed_at",
         "requested_messages_count",
         "generated_messages_count",
         "webhook_triggered_at",
-    )
-    values = {_META_ALIASES.get(k, k): v for k, v in body.items()}
+    }
+)
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a parsed value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _optional_str(data: Mapping[str, Any], field: str) -> str | None:
+    value = data.get(field)
+    if value is None or isinstance(value, str):
+        return value
+    raise WebhookPayloadError(f"{field} must be a string or null, not a {_json_type(value)}")
+
+
+def _optional_count(data: Mapping[str, Any], field: str) -> int | None:
+    value = data.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WebhookPayloadError(f"{field} must be an integer or null, not {value!r:.40}")
+    if value < 0:
+        raise WebhookPayloadError(f"{field} must be >= 0, got {value}")
+    return value
+
+
+def structure_event(data: Any, webhook_id: str | None = None) -> CompletionEvent:
+    """Read a completion webhook payload; raises WebhookPayloadError naming the bad field."""
+    if not isinstance(data, dict):
+        raise WebhookPayloadError(
+            f"webhook body must be a JSON object, not a JSON {_json_type(data)}"
+        )
+    request_id = data.get("secure_request_id")
+    if not isinstance(request_id, str) or not request_id.strip():
+        raise WebhookPayloadError(
+            "secure_request_id must be a non-empty string"
+            + ("" if "secure_request_id" in data else " (it is missing: not a completion event?)")
+        )
+    status = data.get("status")
+    if not isinstance(status, str) or not status:
+        raise WebhookPayloadError("status must be a non-empty string")
+    triggered = data.get("webhook_triggered_at")
+    if isinstance(triggered, int | float) and not isinstance(triggered, bool):
+        triggered = str(triggered)  # undocumented type (§8 #19): a Unix time is read leniently
+    elif triggered is not None and not isinstance(triggered, str):
+        raise WebhookPayloadError(
+            "webhook_triggered_at must be a string, a number or null, "
+            f"not a {_json_type(triggered)}"
+        )
     return CompletionEvent(
-        secure_request_id=_req_str(values.get("secure_request_id"), "secure_request_id"),
-        status=_req_str(values.get("status"), "status"),
-        completed_at=_opt_str(values.get("completed_at"), "completed_at"),
-        requested_messages_count=_opt_int(
-            values.get("requested_messages_count"), "requested_messages_count"
-        ),
-        generated_messages_count=_opt_int(
-            values.get("generated_messages_count"), "generated_messages_count"
-        ),
-        webhook_triggered_at=_opt_str(values.get("webhook_triggered_at"), "webhook_triggered_at"),
-        extra=_extra(values, known),
+        secure_request_id=request_id,
+        status=status,
+        completed_at=_optional_str(data, "completed_at"),
+        requested_messages_count=_optional_count(data, "requested_messages_count"),
+        generated_messages_count=_optional_count(data, "generated_messages_count"),
+        webhook_triggered_at=triggered,
+        webhook_id=webhook_id,
+        extra={k: v for k, v in data.items() if k not in _EVENT_KNOWN},
     )
+
+
+def _structure_event(data: Any, _: type) -> CompletionEvent:
+    return structure_event(data)
 
 
 def _structure_sequence(data: Any, _: type) -> Sequence:

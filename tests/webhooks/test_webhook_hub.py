@@ -6,8 +6,13 @@ import asyncio
 
 import pytest
 
-from upscale_async.webhooks import CompletionEvent, CompletionHub, HubStats, MemoryBackend
-from upscale_async.webhooks import CompletionBackend
+from upscale_async.webhooks import (
+    CompletionBackend,
+    CompletionEvent,
+    CompletionHub,
+    HubStats,
+    MemoryBackend,
+)
 
 
 def event(request_id: str = "req-1", webhook_id: str | None = "wh-1") -> CompletionEvent:
@@ -199,3 +204,18 @@ def test_bad_backend_settings_rejected() -> None:
     """A non-positive TTL is rejected at construction."""
     with pytest.raises(ValueError, match="ttl"):
         CompletionHub(ttl=0)
+
+
+def test_hub_serves_successive_event_loops() -> None:
+    """One hub, built outside any loop, works in one asyncio.run after another."""
+    hub = CompletionHub()
+
+    async def round_trip(request_id: str) -> CompletionEvent:
+        task = asyncio.create_task(hub.wait(request_id, timeout=1))
+        await asyncio.sleep(0)
+        hub.deliver(event(request_id, webhook_id=request_id))
+        return await task
+
+    assert asyncio.run(round_trip("a")).secure_request_id == "a"
+    assert asyncio.run(round_trip("b")).secure_request_id == "b"
+    assert empty(hub)

@@ -9,7 +9,6 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from webhook_support import S2_EXAMPLE, SECRET, event_body, sign
 
 from upscale_async._signing import decode_secret, sign_standard
 from upscale_async.webhooks import (
@@ -20,6 +19,8 @@ from upscale_async.webhooks import (
     WebhookVerificationError,
     parse_webhook,
 )
+
+from .webhook_support import S2_EXAMPLE, SECRET, event_body, sign
 
 VERIFIER = StandardWebhooksVerifier(SECRET)
 
@@ -78,7 +79,7 @@ def test_malformed_json_is_payload_error() -> None:
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        pytest.param([1, 2], "JSON object, not a JSON list", id="array"),
+        pytest.param([1, 2], "JSON object, not a JSON array", id="array"),
         pytest.param({"status": "complete"}, "secure_request_id .*missing", id="no-id"),
         pytest.param({"secure_request_id": "", "status": "x"}, "secure_request_id", id="empty-id"),
         pytest.param({"secure_request_id": 5, "status": "x"}, "secure_request_id", id="int-id"),

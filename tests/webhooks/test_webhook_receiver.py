@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from webhook_support import SECRET, event_body, sign
 
 from upscale_async.webhooks import (
     CompletionHub,
@@ -18,6 +20,8 @@ from upscale_async.webhooks import (
     WebhookReceiver,
     webhook_handler,
 )
+
+from .webhook_support import SECRET, event_body, sign
 
 
 @pytest.fixture
@@ -109,8 +113,6 @@ async def test_stale_timestamp_401(
     receiver: WebhookReceiver, session: aiohttp.ClientSession
 ) -> None:
     """A correctly signed but ten-minute-old webhook gets 401 saying it is too old."""
-    import time
-
     body, headers = sign(event_body(), timestamp=time.time() - 600)
     status, answer = await post(session, receiver.url, body, headers)
     assert status == 401
@@ -209,9 +211,6 @@ async def test_handler_mounts_in_own_app_with_hmac(
     hub: CompletionHub, session: aiohttp.ClientSession
 ) -> None:
     """webhook_handler works in a user's own aiohttp app, here with a plain HMAC verifier."""
-    import hashlib
-    import hmac
-
     app = web.Application()
     app.router.add_post("/hooks/upscale", webhook_handler(hub, HmacSignatureVerifier("k3y")))
     runner = web.AppRunner(app)
@@ -247,7 +246,7 @@ async def test_port_before_start_is_an_error(hub: CompletionHub) -> None:
 
 async def test_receiver_closes_cleanly_with_open_keepalive(hub: CompletionHub) -> None:
     """Closing the receiver while a client keeps a connection open raises no warning."""
-    async with aiohttp.ClientSession() as session:
-        async with WebhookReceiver(hub, verifier=StandardWebhooksVerifier(SECRET)) as rx:
-            body, headers = sign(event_body())
-            assert (await post(session, rx.url, body, headers))[0] == 200
+    verifier = StandardWebhooksVerifier(SECRET)
+    async with aiohttp.ClientSession() as session, WebhookReceiver(hub, verifier=verifier) as rx:
+        body, headers = sign(event_body())
+        assert (await post(session, rx.url, body, headers))[0] == 200

@@ -8,7 +8,6 @@ import hmac
 import time
 
 import pytest
-from webhook_support import OTHER_SECRET, S2_EXAMPLE, SECRET, sign
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from upscale_async.webhooks import (
@@ -18,6 +17,8 @@ from upscale_async.webhooks import (
     WebhookVerificationError,
     WebhookVerifier,
 )
+
+from .webhook_support import OTHER_SECRET, S2_EXAMPLE, SECRET, sign
 
 NOW = 1_700_000_000.0
 
@@ -184,7 +185,7 @@ def hmac_headers(value: str, header: str = "X-Upscale-Signature") -> dict[str, s
 def test_hmac_hex_verifies() -> None:
     """A hex HMAC-SHA256 of the body in X-Upscale-Signature verifies."""
     mac = hmac.new(b"k3y", S2_EXAMPLE, hashlib.sha256).hexdigest()
-    assert HmacSignatureVerifier("k3y").verify(S2_EXAMPLE, hmac_headers(mac)) is None
+    HmacSignatureVerifier("k3y").verify(S2_EXAMPLE, hmac_headers(mac))
 
 
 def test_hmac_hex_uppercase_verifies() -> None:

@@ -1,0 +1,317 @@
+"""Benchmark the webhook side: CompletionHub waiters and WebhookReceiver throughput.
+
+    python benchmarks/bench_webhooks.py [--quick] [--json out.json]
+
+Measures, as medians of several runs:
+
+- N concurrent ``hub.wait`` (N = 10,000 and 100,000) resolved by N deliveries: the time from
+  the first delivery to the last waiter resumed, and the memory per waiter (tracemalloc, the
+  waiting task included), next to bare asyncio futures awaited by as many tasks in the same run;
+  and whether the hub holds anything afterwards.
+- Signed (Standard Webhooks) webhooks per second through a WebhookReceiver over loopback, posted
+  by an aiohttp client with a few concurrent keep-alive connections, run two ways: in the same
+  process and event loop (the client's own cost included) and in a separate process (as
+  Upscale's sender would be: the receiver's own capacity).
+
+``run(quick)`` returns the figures as a dict, for a suite runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script from anywhere
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiohttp
+import orjson
+
+from upscale_async import CompletionEvent
+from upscale_async._signing import decode_secret, sign_standard
+from upscale_async.webhooks import CompletionHub, StandardWebhooksVerifier, WebhookReceiver
+
+SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm"
+TARGET_RESOLVE_S = 0.1
+TARGET_BYTES_PER_WAITER = 2048
+TARGET_WEBHOOKS_PER_S = 5000.0
+
+
+def _events(n: int) -> list[CompletionEvent]:
+    return [
+        CompletionEvent(secure_request_id=f"req-{i:07d}", status="complete", webhook_id=f"wh-{i}")
+        for i in range(n)
+    ]
+
+
+async def _hub_round(n: int, *, measure_memory: bool) -> dict[str, float]:
+    """One round: n waiters on a hub, then n deliveries."""
+    hub = CompletionHub()
+    events = _events(n)
+    gc.collect()
+    if measure_memory:
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+    tasks = [asyncio.create_task(hub.wait(e.secure_request_id)) for e in events]
+    await asyncio.sleep(0)  # every task runs up to its await
+    waiting = hub.stats().waiters
+    if measure_memory:
+        per_waiter = (tracemalloc.get_traced_memory()[0] - before) / n
+        tracemalloc.stop()
+    t0 = time.perf_counter()
+    for event in events:
+        hub.deliver(event)
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - t0
+    stats = hub.stats()
+    return {
+        "resolve_s": elapsed,
+        "bytes_per_waiter": per_waiter if measure_memory else float("nan"),
+        "registered": float(waiting),
+        "left_waiters": float(stats.waiters),
+        "left_events": float(stats.stored_events),
+    }
+
+
+async def _bare_round(n: int, *, measure_memory: bool) -> dict[str, float]:
+    """The baseline: n tasks awaiting n bare loop futures, then n set_result calls."""
+    loop = asyncio.get_running_loop()
+    events = _events(n)
+    gc.collect()
+    if measure_memory:
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+    futures: list[asyncio.Future[CompletionEvent]] = [loop.create_future() for _ in range(n)]
+
+    async def waiter(f: asyncio.Future[CompletionEvent]) -> CompletionEvent:
+        return await f
+
+    tasks = [asyncio.create_task(waiter(f)) for f in futures]
+    await asyncio.sleep(0)
+    if measure_memory:
+        per_waiter = (tracemalloc.get_traced_memory()[0] - before) / n
+        tracemalloc.stop()
+    t0 = time.perf_counter()
+    for f, event in zip(futures, events, strict=True):
+        f.set_result(event)
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - t0
+    return {"resolve_s": elapsed, "bytes_per_waiter": per_waiter if measure_memory else 0.0}
+
+
+def _median(rounds: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in rounds)
+
+
+async def _repeat(
+    round_: Callable[..., Awaitable[dict[str, float]]], n: int, runs: int
+) -> dict[str, float]:
+    timed = [await round_(n, measure_memory=False) for _ in range(runs)]
+    memory = await round_(n, measure_memory=True)  # tracemalloc slows things: a separate round
+    result = {
+        "resolve_s": _median(timed, "resolve_s"),
+        "bytes_per_waiter": memory["bytes_per_waiter"],
+    }
+    for key in ("left_waiters", "left_events", "registered"):
+        if key in timed[0]:
+            result[key] = max(r[key] for r in timed) if key != "registered" else timed[0][key]
+    return result
+
+
+def _signed_requests(n: int, prefix: str) -> list[tuple[bytes, dict[str, str]]]:
+    """n distinct completion webhooks, signed as the emulator signs them."""
+    key = decode_secret(SECRET)
+    stamp = int(time.time())
+    out = []
+    for i in range(n):
+        body = orjson.dumps(
+            {
+                "secure_request_id": f"{prefix}-{i:07d}",
+                "status": "complete",
+                "completed_at": "2024-02-08T11:30:45Z",
+                "requested_messages_count": 12,
+                "generated_messages_count": 12,
+            }
+        )
+        msg_id = f"msg_{prefix}_{i:07d}"
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": sign_standard(key, msg_id, stamp, body),
+        }
+        out.append((body, headers))
+    return out
+
+
+def _warmup_count(concurrency: int) -> int:
+    return concurrency * 25
+
+
+async def _post_all(url: str, n: int, concurrency: int) -> tuple[float, dict[int, int]]:
+    """The sender: warm up the connections, then post n signed webhooks; (seconds, statuses)."""
+    warmup = _signed_requests(_warmup_count(concurrency), "warm")
+    timed = _signed_requests(n, "rx")
+    statuses: dict[int, int] = {}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker(queue: Iterator[tuple[bytes, dict[str, str]]]) -> None:
+            for body, headers in queue:
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
+
+        warm_queue = iter(warmup)
+        await asyncio.gather(*(worker(warm_queue) for _ in range(concurrency)))
+        statuses.clear()
+        queue = iter(timed)
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(queue) for _ in range(concurrency)))
+        return time.perf_counter() - t0, statuses
+
+
+async def _receiver_round(n: int, concurrency: int, *, separate: bool) -> dict[str, float]:
+    """Post n signed webhooks through a WebhookReceiver; webhooks per second.
+
+    ``separate``: the sender runs in another process (as Upscale would), so the figure is the
+    receiver's own capacity; otherwise client and server share one event loop and one core.
+    """
+    hub = CompletionHub()
+    verifier = StandardWebhooksVerifier(SECRET)
+    async with WebhookReceiver(hub, verifier=verifier) as receiver:
+        if separate:
+            cpu0 = time.process_time()  # this process runs only the receiver meanwhile
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                __file__,
+                "--client",
+                receiver.url,
+                str(n),
+                str(concurrency),
+                stdout=asyncio.subprocess.PIPE,
+            )
+            out, _ = await proc.communicate()
+            report = orjson.loads(out)
+            elapsed, ok = report["elapsed"], report["ok"]
+            server_cpu = (time.process_time() - cpu0) / (n + _warmup_count(concurrency))
+        else:
+            elapsed, statuses = await _post_all(receiver.url, n, concurrency)
+            ok = statuses.get(200, 0)
+            server_cpu = float("nan")
+    return {"per_s": n / elapsed, "ok": float(ok), "server_cpu_s": server_cpu}
+
+
+async def _run(quick: bool) -> dict[str, Any]:
+    runs = 3 if quick else 5
+    sizes = [10_000] if quick else [10_000, 100_000]
+    results: dict[str, Any] = {"quick": quick, "runs": runs, "hub": {}, "receiver": {}}
+    for n in sizes:
+        hub = await _repeat(_hub_round, n, runs)
+        bare = await _repeat(_bare_round, n, runs)
+        results["hub"][str(n)] = {"hub": hub, "bare": bare}
+    n_webhooks = 2_000 if quick else 10_000
+    for separate in (False, True):
+        for concurrency in (4, 8):
+            rounds = [
+                await _receiver_round(n_webhooks, concurrency, separate=separate)
+                for _ in range(runs)
+            ]
+            where = "separate" if separate else "same"
+            results["receiver"][f"{where}/{concurrency}"] = {
+                "client": "separate process" if separate else "same process",
+                "connections": concurrency,
+                "webhooks": n_webhooks,
+                "per_s": _median(rounds, "per_s"),
+                "ok_all": all(r["ok"] == n_webhooks for r in rounds),
+                # Receiver CPU per webhook (separate client only): its capacity is 1 / this.
+                "server_cpu_us": _median(rounds, "server_cpu_s") * 1e6 if separate else None,
+            }
+    return results
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Run the benchmark and return its figures (see the module docstring)."""
+    return asyncio.run(_run(quick))
+
+
+def _table(results: dict[str, Any]) -> str:
+    lines = [
+        f"CompletionHub: N waiters resolved by N deliveries (median of {results['runs']} runs)",
+        f"{'N':>8} {'what':<14} {'resolve ms':>11} {'B/waiter':>9} {'left':>5}  targets",
+    ]
+    for n, pair in results["hub"].items():
+        hub, bare = pair["hub"], pair["bare"]
+        left = int(hub["left_waiters"] + hub["left_events"])
+        ratio = hub["resolve_s"] / bare["resolve_s"]
+        if int(n) == 10_000:  # the issue's targets are stated for 10,000 waiters
+            met = (
+                hub["resolve_s"] <= TARGET_RESOLVE_S
+                and hub["bytes_per_waiter"] <= TARGET_BYTES_PER_WAITER
+                and left == 0
+            )
+            verdict = f"<=100 ms, <=2048 B, 0 left: {'ok' if met else 'MISSED'}"
+        else:
+            met = hub["bytes_per_waiter"] <= TARGET_BYTES_PER_WAITER and left == 0
+            verdict = f"<=2048 B, 0 left: {'ok' if met else 'MISSED'}"
+        lines.append(
+            f"{int(n):>8} {'hub.wait':<14} {hub['resolve_s'] * 1e3:>11.1f} "
+            f"{hub['bytes_per_waiter']:>9.0f} {left:>5}  {verdict}; time x{ratio:.2f} of bare"
+        )
+        lines.append(
+            f"{int(n):>8} {'bare future':<14} {bare['resolve_s'] * 1e3:>11.1f} "
+            f"{bare['bytes_per_waiter']:>9.0f} {'':>5}  (baseline)"
+        )
+    lines.append("")
+    lines.append("WebhookReceiver: signed Standard Webhooks per second over loopback")
+    lines.append(
+        f"{'client':<17} {'conns':>5} {'webhooks':>9} {'per s':>9} {'rx CPU us':>9} "
+        f"{'rx capacity/s':>13}  target >= 5,000/s"
+    )
+    for row in results["receiver"].values():
+        ok = "ok" if row["per_s"] >= TARGET_WEBHOOKS_PER_S and row["ok_all"] else "MISSED"
+        cpu = row["server_cpu_us"]
+        cpu_text = f"{cpu:>9.0f} {1e6 / cpu:>13.0f}" if cpu else f"{'-':>9} {'-':>13}"
+        lines.append(
+            f"{row['client']:<17} {row['connections']:>5} {row['webhooks']:>9} "
+            f"{row['per_s']:>9.0f} {cpu_text}  {ok}"
+        )
+    lines.append(
+        "(rx CPU: the receiver process's CPU time per webhook with the sender in another "
+        "process; where it is well under one core, the sender is the bottleneck)"
+    )
+    return "\n".join(lines)
+
+
+def _client_main(url: str, n: str, concurrency: str) -> int:
+    """The sender subprocess: post, then print {"elapsed", "ok"} as JSON."""
+    elapsed, statuses = asyncio.run(_post_all(url, int(n), int(concurrency)))
+    sys.stdout.buffer.write(orjson.dumps({"elapsed": elapsed, "ok": statuses.get(200, 0)}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--client"]:
+        return _client_main(*argv[1:4])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs, 10k waiters only")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    results = run(args.quick)
+    print(_table(results))
+    if args.json:
+        args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
