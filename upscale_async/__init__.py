@@ -8,7 +8,6 @@ from ._batch_result import (
     RejectedLead,
 )
 from ._client import UpscaleClient
-from ._journal import BatchJournal
 from ._completion import LeadOutcome
 from ._config import (
     DEFAULT_BASE_URL,
@@ -41,6 +40,7 @@ from ._errors import (
     WebhookPayloadError,
     WebhookVerificationError,
 )
+from ._journal import BatchJournal
 from ._models import (
     Account,
     Campaign,

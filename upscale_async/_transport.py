@@ -208,6 +208,7 @@ class Transport:
                 delay = min(retry_after, policy.retry_after_max)
             else:
                 delay = policy.backoff(attempt, self._random.random())
+            delay *= policy.time_scale
             logger.warning(
                 "retrying %s %s in %.2f s (attempt %d of %d) after: %s",
                 method,
@@ -218,7 +219,7 @@ class Transport:
                 error,
             )
             attempt += 1
-            await asyncio.sleep(delay * policy.time_scale)
+            await asyncio.sleep(delay)
 
     @staticmethod
     def _decode(raw: bytes, status: int, method: str, path: str) -> Any:

@@ -53,7 +53,7 @@ async def test_429_waits_for_retry_after(
         await client.request_message_generation(s0_campaign(), s0_leads())
         elapsed = time.perf_counter() - started
     assert 0.045 <= elapsed < 0.5  # 1 s x 0.05, not the 30 s backoff
-    assert "in 1.00 s (attempt 2 of 5)" in caplog.text
+    assert "in 0.05 s (attempt 2 of 5)" in caplog.text  # Retry-After 1 s x 0.05
     assert KEY not in caplog.text
 
 
@@ -149,7 +149,7 @@ async def test_retry_after_is_capped(
     mocked.post(GEN, status=503, payload={"error": "x"}, headers={"Retry-After": "86400"})
     mocked.post(GEN, payload=OK)
     caplog.set_level(logging.WARNING, logger="upscale_async")
-    policy = RetryPolicy(retry_after_max=2.0, time_scale=0.0)
+    policy = RetryPolicy(retry_after_max=2.0, time_scale=0.01)
     async with UpscaleClient(KEY, base_url=BASE, retry=policy) as client:
         await client.request_message_generation(s0_campaign(), s0_leads())
-    assert "in 2.00 s" in caplog.text
+    assert "in 0.02 s" in caplog.text  # capped at 2 s, scaled by 0.01

@@ -3,6 +3,17 @@
 ``async with Emulator() as emu:`` serves the whole contract on ``emu.base_url``;
 ``python -m upscale_async.emulator`` runs it as a command; the ``upscale_emulator`` pytest
 fixture (``upscale_async.testing``) runs it for any test.
+
+Quick reference::
+
+    async with Emulator(credits=100, messages_per_second=50, webhook_time_scale=0.001) as emu:
+        emu.base_url, emu.api_key, emu.webhook_secret      # where and how to call it
+        emu.faults.set("request_message_generation", [Fault.drop_after()])   # then behaves
+        emu.set_delivery_plan(DeliveryPlan(drop_first=1, request_ids={some_id}))
+        emu.add_credits(10)
+        await emu.wait_deliveries()
+        emu.state.credits(), emu.state.charge_counts(), emu.state.double_charges()
+        emu.state.endpoint_counts, emu.state.deliveries, emu.state.faults
 """
 
 from __future__ import annotations

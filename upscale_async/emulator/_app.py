@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from .._contract import (
     ERR_INVALID_KEY,
@@ -19,10 +20,10 @@ from .._contract import (
     MESSAGE_FIELDS,
     RETRIEVE_ID_PARAM,
 )
-from .._validation import check_sequence, join_messages, validate_generation_body
+from .._validation import check_sequence, join_messages, required, validate_generation_body
 from ._faults import FaultKind
 from ._sequences import filter_sequences
-from ._state import GenerationRequest
+from ._state import EmulatorState, GenerationRequest
 from ._texts import message_field, render
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ __all__ = ["API_PREFIX", "build_app"]
 API_PREFIX: Final = "/api/v2"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+_CAMPAIGN_NAME_REQUIRED: Final = required("automation_tool_campaign_name")
 _MISSING_ID: Final = f"{RETRIEVE_ID_PARAM} is required but was missing or blank"
 #: Error texts for statuses the contract leaves undocumented (§6).
 _STATUS_TEXT: Final = {
@@ -45,6 +47,16 @@ _STATUS_TEXT: Final = {
     502: "Bad gateway",
     503: "Service unavailable",
 }
+_FIELD_ORDER: Final = tuple(
+    MESSAGE_FIELDS[kind]
+    for kind in (
+        "connection_request",
+        "first_follow_up",
+        "share_material",
+        "hiring_activity",
+        "stage_ambition",
+    )
+)
 #: Endpoints whose errors carry ``"status": "error"`` (§8 #9).
 _STATUS_ERROR_PATHS: Final = ("retrieve_messages", "get_sequences", "account")
 
@@ -71,8 +83,9 @@ class _Handlers:
         self.emu = emulator
         self.config = emulator.config
         self.state = emulator.state
-        # The base row of leads_data: every documented message key, null until generated.
-        self.empty_messages: dict[str, None] = dict.fromkeys(MESSAGE_FIELDS.values())
+        # The base row of leads_data: every message key, null until generated, in the order of
+        # the documented examples (the assumed stage_ambition_message last).
+        self.empty_messages: dict[str, None] = dict.fromkeys(_FIELD_ORDER)
 
     # -- auth -------------------------------------------------------------------------------
     def auth(
@@ -103,8 +116,8 @@ class _Handlers:
         problems = validate_generation_body(
             body, allow_unknown_message_types=config.allow_unknown_message_types
         )
-        if not config.require_campaign_name:
-            problems = [p for p in problems if p[0] != "automation_tool_campaign_name"]
+        if not config.require_campaign_name:  # v1 bodies have no campaign name (§8 #12)
+            problems = [p for p in problems if p != _CAMPAIGN_NAME_REQUIRED]
         limit = config.max_leads_per_request
         leads = body.get("lead_data") if isinstance(body, dict) else None
         if limit is not None and isinstance(leads, list) and len(leads) > limit:
@@ -155,34 +168,39 @@ class _Handlers:
         base.update(dict.fromkeys(fields))
         done = req.done
         failed = set(req.failed)
-        reused = req.reused or {}
+        reused = req.reused
         campaign = req.campaign
         leads_data: list[dict[str, Any]] = []
+        work = 0  # the work index of the next message that is not reused
         for i, row in enumerate(req.leads):
             entry: dict[str, Any] = {"external_prospect_id": row[0], "linkedin": row[1], **base}
-            first = i * width
-            if i in failed:
-                if first < done:
+            if i in failed:  # failed leads are never reused: all their messages are work
+                if work < done:
                     entry["linkedin"] = None
+                work += width
             else:
-                for j in range(min(done - first, width)):
-                    source = reused.get((i, j))
-                    if source is None:
-                        entry[fields[j]] = render(types[j], row, campaign)
-                    else:
+                for j in range(width):
+                    source = reused.get((i, j)) if reused else None
+                    if source is not None:
                         origin, index = source
                         entry[fields[j]] = render(types[j], origin.leads[index], origin.campaign)
+                    else:
+                        if work < done:
+                            entry[fields[j]] = render(types[j], row, campaign)
+                        work += 1
             leads_data.append(entry)
         requested = req.total
         failed_count = req.failed_count()
-        generated = done - failed_count
+        generated = req.generated_count()
         complete = req.complete
         if complete:
             status_message = f"Generation complete: {generated} of {requested} messages generated"
             if failed_count:
                 status_message += f", {failed_count} failed"
         else:
-            status_message = f"Generation in progress: {done} of {requested} messages processed"
+            status_message = (
+                f"Generation in progress: {req.processed_count()} of {requested} messages processed"
+            )
         metadata: dict[str, Any] = {
             "request_message_generation_api_request_secure_request_id": req.id,
             "retrieve_messages_api_request_secure_request_id": str(uuid.uuid4()),
@@ -271,30 +289,45 @@ def _drop(request: web.Request) -> None:
         transport.abort()
 
 
-@web.middleware
-async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error aiohttp raises itself (404, 405, 413) answered as a JSON body too."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
+def _json_errors(state: EmulatorState) -> Middleware:
+    """Every error answered with a JSON body: aiohttp's own (404, 405, 413) and server bugs."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            text = _STATUS_TEXT.get(exc.status, exc.reason)
+            if exc.status == 404:
+                text = f"Not found: no endpoint at {request.path}"
+            elif exc.status == 405:
+                text = f"Method not allowed: {request.method} {request.path}"
+            headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+            with_status = _wants_status(request.path)
+            return _json(_body(text, with_status), exc.status, headers)
+        except ConnectionError:
             raise
-        text = _STATUS_TEXT.get(exc.status, exc.reason)
-        if exc.status == 404:
-            text = f"Not found: no endpoint at {request.path}"
-        elif exc.status == 405:
-            text = f"Method not allowed: {request.method} {request.path}"
-        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        body = (
-            {"error": text, "status": "error"} if _wants_status(request.path) else {"error": text}
-        )
-        return _json(body, exc.status, headers)
+        except Exception as exc:
+            # A bug in the emulator, not a client error: logged for tests, answered as JSON.
+            text = f"Internal server error: {type(exc).__name__}: {exc}"
+            state.server_errors.append(f"{request.method} {request.path}: {text}")
+            return _json(_body(text, _wants_status(request.path)), 500)
+
+    return middleware
+
+
+def _body(text: str, with_status: bool) -> dict[str, str]:
+    return {"error": text, "status": "error"} if with_status else {"error": text}
 
 
 def build_app(emulator: Emulator) -> web.Application:
     """The application serving both path generations under ``/api/v2``."""
     handlers = _Handlers(emulator)
-    app = web.Application(client_max_size=emulator.config.max_body_size, middlewares=[_json_errors])
+    app = web.Application(
+        client_max_size=emulator.config.max_body_size, middlewares=[_json_errors(emulator.state)]
+    )
     routes: list[tuple[str, str, tuple[str, ...], Handler]] = [
         (
             "POST",

@@ -70,6 +70,7 @@ class Engine:
         pairs = account.pairs
         rows: list[LeadRow] = []
         failed: list[int] = []
+        failed_starts: list[int] = []
         fresh: list[tuple[int, tuple[str, str]]] = []
         reused: dict[tuple[int, int], Source] = {}
         needed = 0
@@ -80,6 +81,7 @@ class Engine:
             fails = self.fails(lead_id)
             if fails:
                 failed.append(i)
+                failed_starts.append(i * len(kinds) - len(reused))
             for j, kind in enumerate(kinds):
                 key = (lead_id, kind)
                 source = pairs.get(key)
@@ -111,6 +113,7 @@ class Engine:
             types=kinds,
             leads=rows,
             failed=tuple(failed),
+            failed_starts=tuple(failed_starts),
             completion_url=body["completion_notification_url"],
             submitted_at=time.time(),
             start_at=now + self._config.latency,
@@ -125,8 +128,8 @@ class Engine:
         account.bodies[digest] = request.id
         state.requests[request.id] = request
         state.submissions += 1
-        if self._instant:
-            self._advance(request, request.total)
+        if self._instant or not request.work:
+            self._advance(request, request.work)
         else:
             self._queue.append(request)
             self._wake.set()
@@ -156,11 +159,12 @@ class Engine:
             types=("connection_request", "first_follow_up"),
             leads=leads,
             failed=(),
+            failed_starts=(),
             completion_url="https://your-webhook-endpoint.com/webhook",
             submitted_at=time.time(),
             start_at=time.monotonic(),
         )
-        request.done = request.total
+        request.done = request.work
         request.completed_at = utc_now()
         self._state.requests[request.id] = request
 
@@ -195,9 +199,9 @@ class Engine:
                 await asyncio.sleep(request.start_at - now)
                 budget, last = 0.0, max(last, request.start_at)
                 continue
-            remaining = request.total - request.done
+            remaining = request.work - request.done
             if rate == 0:
-                self._advance(request, request.total)
+                self._advance(request, request.work)
             else:
                 budget = min(budget + (now - last) * rate, max(1.0, rate * _TICK) + remaining)
                 last = now

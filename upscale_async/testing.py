@@ -1,0 +1,248 @@
+"""pytest plugin and helpers for testing code that talks to Upscale.
+
+Installed with the package (entry point ``pytest11``), it provides the ``upscale_emulator``
+fixture: a local emulator running on its own thread and event loop, usable from sync and async
+tests alike::
+
+    def test_generate(upscale_emulator):
+        client = UpscaleClient(upscale_emulator.api_key, base_url=upscale_emulator.base_url)
+        ...
+
+    @pytest.mark.upscale_emulator(credits=5, messages_per_second=100)
+    async def test_small_account(upscale_emulator): ...
+
+``signed_webhook_headers`` signs a body the way the emulator (Standard Webhooks, D9) does, for
+tests of your own webhook receiver. This module imports nothing heavy until a fixture runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+import pytest
+
+from ._signing import decode_secret, sign_standard
+
+if TYPE_CHECKING:
+    from .emulator import DeliveryPlan, Emulator, EmulatorState, FaultInjector
+
+__all__ = [
+    "EmulatorThread",
+    "signed_webhook",
+    "signed_webhook_headers",
+    "upscale_emulator",
+]
+
+T = TypeVar("T")
+_MARKER = "upscale_emulator"
+
+
+def signed_webhook_headers(
+    body: bytes,
+    secret: str | bytes,
+    *,
+    webhook_id: str | None = None,
+    timestamp: int | None = None,
+) -> dict[str, str]:
+    """The Standard Webhooks headers the emulator would send with ``body``.
+
+    ``secret`` is a ``whsec_`` secret (base64) or raw bytes; ``timestamp`` defaults to now.
+    """
+    webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign_standard(decode_secret(secret), webhook_id, timestamp, body),
+    }
+
+
+def signed_webhook(
+    payload: Mapping[str, Any],
+    secret: str | bytes,
+    *,
+    webhook_id: str | None = None,
+    timestamp: int | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """A JSON body for ``payload`` and its signed headers, ready to POST to a receiver."""
+    import orjson
+
+    body = orjson.dumps(payload)
+    return body, signed_webhook_headers(body, secret, webhook_id=webhook_id, timestamp=timestamp)
+
+
+class EmulatorThread:
+    """An ``Emulator`` running on a background thread with its own event loop.
+
+    Keyword arguments are those of ``Emulator`` (``EmulatorConfig`` fields). Use as a context
+    manager, or ``start()`` / ``stop()``. Reads of ``state`` are safe from the test's thread;
+    changes go through the methods here, which run on the emulator's loop.
+    """
+
+    def __init__(self, **config: Any) -> None:
+        self._config = config
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._emulator: Emulator | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> Self:
+        if self._thread is not None:
+            raise RuntimeError("the emulator thread was already started")
+        self._thread = threading.Thread(target=self._run, name="upscale-emulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"the emulator did not start within {timeout} s")
+        if self._error is not None:
+            self._thread.join(timeout)
+            raise RuntimeError("the emulator failed to start") from self._error
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        loop, stop, thread = self._loop, self._stop, self._thread
+        if loop is not None and stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between
+                loop.call_soon_threadsafe(stop.set)
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                raise RuntimeError(f"the emulator thread did not stop within {timeout} s")
+        self._thread = None
+        if self._error is not None and self._emulator is not None:
+            raise RuntimeError("the emulator failed while running") from self._error
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported to start(); the thread must not die noisily
+            self._error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        from .emulator import Emulator
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with Emulator(**self._config) as emulator:
+            self._emulator = emulator
+            self._ready.set()
+            await self._stop.wait()
+
+    # -- handles ----------------------------------------------------------------------------
+    @property
+    def emulator(self) -> Emulator:
+        if self._emulator is None:
+            raise RuntimeError("the emulator is not running")
+        return self._emulator
+
+    @property
+    def base_url(self) -> str:
+        return self.emulator.base_url
+
+    @property
+    def api_key(self) -> str:
+        return self.emulator.api_key
+
+    @property
+    def webhook_secret(self) -> str | None:
+        return self.emulator.webhook_secret
+
+    @property
+    def state(self) -> EmulatorState:
+        return self.emulator.state
+
+    @property
+    def faults(self) -> _ThreadFaults:
+        """``set`` / ``clear`` fault plans from the test's thread (see ``FaultInjector``)."""
+        return _ThreadFaults(self)
+
+    def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``function(*args, **kwargs)`` on the emulator's loop and return its result."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the emulator is not running")
+
+        async def run() -> T:
+            return function(*args, **kwargs)
+
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=10)
+
+    def add_credits(self, n: int, *, api_key: str | None = None) -> int:
+        return self.call(self.emulator.add_credits, n, api_key=api_key)
+
+    def set_delivery_plan(self, plan: DeliveryPlan) -> None:
+        self.call(self.emulator.set_delivery_plan, plan)
+
+    def wait_deliveries(self, timeout: float = 10.0) -> None:
+        """Block until every webhook event so far is delivered or out of attempts."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the emulator is not running")
+        future = asyncio.run_coroutine_threadsafe(self.emulator.wait_deliveries(timeout), loop)
+        try:
+            future.result(timeout + 1)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+    def __repr__(self) -> str:
+        where = self._emulator.base_url if self._emulator is not None else "not running"
+        return f"<EmulatorThread {where}>"
+
+
+class _ThreadFaults:
+    def __init__(self, owner: EmulatorThread) -> None:
+        self._owner = owner
+
+    def _injector(self) -> FaultInjector:
+        return self._owner.emulator.faults
+
+    def set(self, endpoint: str, plan: Any) -> None:
+        self._owner.call(self._injector().set, endpoint, plan)
+
+    def clear(self, endpoint: str = "*") -> None:
+        self._owner.call(self._injector().clear, endpoint)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{_MARKER}(**options): Emulator/EmulatorConfig keyword arguments for the "
+        "upscale_emulator fixture",
+    )
+
+
+@pytest.fixture
+def upscale_emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorThread]:
+    """A running Upscale emulator (``base_url``, ``api_key``, ``webhook_secret``, ``state``).
+
+    Configure it with ``@pytest.mark.upscale_emulator(credits=10, ...)``.
+    """
+    options: dict[str, Any] = {}
+    for marker in reversed(list(request.node.iter_markers(_MARKER))):
+        options.update(marker.kwargs)
+    with EmulatorThread(**options) as running:
+        yield running
