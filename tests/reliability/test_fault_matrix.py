@@ -166,3 +166,26 @@ async def test_webhook_faults(delivery: DeliveryPlan, fallback: float) -> None:
         )
         assert outcomes["dropped"] + outcomes["duplicate"] > 0
     assert hub.stats().waiters == 0
+
+
+async def test_down_service_retry_budget() -> None:
+    """A service that is down: the breaker bounds requests per chunk and every lead is reported."""
+    async with Emulator(webhook_secret=None) as emu:
+        emu.faults.set("*", FaultPlan(rate=1.0, choices=(Fault.http(503),)))
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url, retry=RETRY) as client:
+            batch = await client.submit_batch(campaign(), leads(N), chunk_size=100, concurrency=8)
+        posts = emu.state.endpoint_counts["request_message_generation"]
+    chunks = N // 100
+    assert batch.stopped_by == "service_unavailable"
+    assert batch.failed_count + batch.not_submitted_count == N
+    assert posts <= (8 + 3) * RETRY.attempts
+    REPORT.append(
+        {
+            "scenario": "service down (every POST 503)",
+            "faults_injected": posts,
+            "requests_per_chunk": round(posts / chunks, 3),
+            "leads": N,
+            "lost": N - batch.failed_count - batch.not_submitted_count,
+            "double_charges": 0,
+        }
+    )
