@@ -41,6 +41,7 @@ _RESUMABLE_STOPS = ("insufficient_credits", "authentication", "service_unavailab
 
 ProgressCallback = Callable[[BatchProgress], Awaitable[None] | None]
 AcceptedCallback = Callable[[AcceptedRequest], Awaitable[None] | None]
+RejectedCallback = Callable[[RejectedLead], Awaitable[None] | None]
 LeadSource = Iterable[Lead | Mapping[str, Any]] | AsyncIterable[Lead | Mapping[str, Any]]
 
 
@@ -100,6 +101,7 @@ class _Batch:
         concurrency: int,
         on_progress: ProgressCallback | None,
         on_accepted: AcceptedCallback | None,
+        on_rejected: RejectedCallback | None,
         result: BatchSubmission,
         max_consecutive_failures: int | None,
     ) -> None:
@@ -110,6 +112,7 @@ class _Batch:
         self.concurrency = concurrency
         self.on_progress = on_progress
         self.on_accepted = on_accepted
+        self.on_rejected = on_rejected
         self.result = result
         self.max_consecutive_failures = max_consecutive_failures
         self.consecutive_failures = 0
@@ -148,7 +151,7 @@ class _Batch:
         seen = self.seen
         rejected = self.result.rejected
         for index, lead in enumerate(raw, start):
-            if type(lead) is dict:
+            if isinstance(lead, dict):
                 data: Any = lead
             elif isinstance(lead, Lead):
                 data = lead.to_wire()
@@ -198,7 +201,11 @@ class _Batch:
                     break
                 start = self.index
                 self.index += len(raw)
+                rejected_before = len(self.result.rejected)
                 wire, originals, ids = self.validate(raw, start)
+                if self.on_rejected is not None:
+                    for rejected in self.result.rejected[rejected_before:]:
+                        await _call(self.on_rejected, rejected)
                 if not wire:
                     limit.release()
                     await _call(self.on_progress, self.progress())
@@ -294,6 +301,7 @@ async def submit_batch(
     concurrency: int,
     on_progress: ProgressCallback | None = None,
     on_accepted: AcceptedCallback | None = None,
+    on_rejected: RejectedCallback | None = None,
     into: BatchSubmission | None = None,
     max_consecutive_failures: int | None = 3,
 ) -> BatchSubmission:
@@ -314,6 +322,7 @@ async def submit_batch(
         concurrency=concurrency,
         on_progress=on_progress,
         on_accepted=on_accepted,
+        on_rejected=on_rejected,
         result=result,
         max_consecutive_failures=max_consecutive_failures,
     )

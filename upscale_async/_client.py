@@ -11,7 +11,13 @@ from typing import Any, Final, Self
 import aiohttp
 import orjson
 
-from ._batch import AcceptedCallback, LeadSource, ProgressCallback, submit_batch
+from ._batch import (
+    AcceptedCallback,
+    LeadSource,
+    ProgressCallback,
+    RejectedCallback,
+    submit_batch,
+)
 from ._batch_result import BatchSubmission
 from ._completion import CompletionWaiter, LeadOutcome, await_completion, generate
 from ._config import (
@@ -260,6 +266,7 @@ class UpscaleClient:
         concurrency: int = DEFAULT_CONCURRENCY,
         on_progress: ProgressCallback | None = None,
         on_accepted: AcceptedCallback | None = None,
+        on_rejected: RejectedCallback | None = None,
         into: BatchSubmission | None = None,
         max_consecutive_failures: int | None = 3,
     ) -> BatchSubmission:
@@ -276,7 +283,9 @@ class UpscaleClient:
         down, no new chunk starts (``stopped_by == "service_unavailable"``) and the rest is
         handed back in ``not_submitted`` rather than hammering it (None: never stop).
         ``on_progress`` gets a
-        :class:`BatchProgress` after each chunk; ``on_accepted`` each accepted request.
+        :class:`BatchProgress` after each chunk; ``on_accepted`` each accepted request as it
+        is accepted, ``on_rejected`` each :class:`RejectedLead` as it is set aside (callbacks
+        may be plain functions or coroutines).
 
         Raises :class:`AuthenticationError` on 401 with ``.partial`` set to the
         :class:`BatchSubmission` so far, and :class:`BatchInterruptedError` (``.partial``)
@@ -292,6 +301,7 @@ class UpscaleClient:
             concurrency=concurrency,
             on_progress=on_progress,
             on_accepted=on_accepted,
+            on_rejected=on_rejected,
             into=into,
             max_consecutive_failures=max_consecutive_failures,
         )

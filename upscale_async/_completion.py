@@ -17,9 +17,16 @@ import anyio
 import attrs
 
 from ._batch import LeadSource, ProgressCallback, submit_batch
-from ._batch_result import AcceptedRequest, BatchSubmission, _lead_id
+from ._batch_result import AcceptedRequest, BatchSubmission, RejectedLead, _lead_id
 from ._contract import MESSAGE_FIELDS
-from ._errors import CompletionTimeoutError, RateLimitError, ServerError, TransportError
+from ._errors import (
+    AuthenticationError,
+    BatchInterruptedError,
+    CompletionTimeoutError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+)
 from ._models import Campaign, CompletionEvent, LeadMessages, RetrievedMessages
 
 if TYPE_CHECKING:
@@ -255,16 +262,7 @@ async def generate(
             def on_accepted(request: AcceptedRequest) -> None:
                 waiters.start_soon(complete, request)
 
-            batch = await submit_batch(
-                client,
-                campaign,
-                leads,
-                chunk_size=chunk_size,
-                concurrency=concurrency,
-                on_progress=on_progress,
-                on_accepted=on_accepted,
-            )
-            for rejected in batch.rejected:
+            async def on_rejected(rejected: RejectedLead) -> None:
                 await send.send(
                     LeadOutcome(
                         lead_id=rejected.lead_id,
@@ -274,6 +272,25 @@ async def generate(
                         lead=rejected.lead,
                     )
                 )
+
+            try:
+                batch = await submit_batch(
+                    client,
+                    campaign,
+                    leads,
+                    chunk_size=chunk_size,
+                    concurrency=concurrency,
+                    on_progress=on_progress,
+                    on_accepted=on_accepted,
+                    on_rejected=on_rejected,
+                )
+            except (AuthenticationError, BatchInterruptedError) as exc:
+                # The batch stopped early: still account for every lead it saw (the accepted
+                # ones are awaited by the waiters), then raise once everything is out.
+                failure.append(exc)
+                if exc.partial is None:
+                    return
+                batch = exc.partial
             for chunk in batch.failed:
                 for lead in chunk.leads:
                     await send.send(

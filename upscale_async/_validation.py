@@ -190,7 +190,7 @@ def check_campaign(
 
 def check_lead(lead: object, index: int) -> list[Problem]:
     """Check one lead object (wire keys). Returns a shared empty list when it is valid."""
-    if type(lead) is dict:
+    if isinstance(lead, dict):
         # Fast path, inlined for speed (this runs for every lead of a batch): every required
         # field a non-blank string and every URL a plain ``http(s)://host...`` without spaces.
         # Anything else, valid or not, is decided by the exact checks in _lead_problems.

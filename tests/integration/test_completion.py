@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import aclosing
 
 import anyio
@@ -199,3 +200,48 @@ async def test_generate_stops_cleanly_when_closed_early() -> None:
             async with aclosing(stream) as results:
                 async for _ in results:
                     break
+
+
+async def test_generate_accounts_for_every_lead_when_the_key_fails() -> None:
+    """A 401 still yields an outcome for every lead seen (not_submitted, rejected), then raises."""
+    from upscale_async import AuthenticationError
+
+    source = [lead(i) for i in range(120)]
+    source[3]["first_name"] = ""
+    outcomes: list[LeadOutcome] = []
+    async with Emulator(webhook_secret=None, revoked_keys=("revoked",)) as emu:
+        async with UpscaleClient("revoked", base_url=emu.base_url) as client:
+
+            async def consume() -> None:
+                stream = client.generate(campaign(), iter(source), chunk_size=50)
+                async with aclosing(stream) as results:
+                    async for outcome in results:
+                        outcomes.append(outcome)
+
+            with pytest.raises(AuthenticationError):
+                await consume()
+    assert Counter(o.outcome for o in outcomes) == {"not_submitted": 119, "rejected": 1}
+
+
+async def test_generate_yields_rejected_leads_as_they_are_found() -> None:
+    """A rejected lead comes out before the rest of the input has been read."""
+    pulled = 0
+
+    def source() -> Iterator[dict[str, object]]:
+        nonlocal pulled
+        for i in range(1_000):
+            pulled += 1
+            item = lead(i)
+            if i == 0:
+                item["lead_linkedin"] = "nope"
+            yield item
+
+    async with Emulator(webhook_secret=None, latency=0.2) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
+            stream = client.generate(
+                campaign(), source(), poll=PollPolicy(initial=0.05), chunk_size=10, concurrency=1
+            )
+            async with aclosing(stream) as results:
+                first = await anext(results)
+                assert first.outcome == "rejected"
+                assert pulled < 1_000

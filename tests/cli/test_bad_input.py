@@ -1,0 +1,158 @@
+"""Bad input: a clear message naming the file (and line), the right exit status, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from upscale_async._cli_demo import DEMO_CAMPAIGN
+
+from .conftest import Result, records, run_cli, valid_leads, write_csv, write_jsonl
+
+
+def _generate(
+    tmp_path: Path, leads: str, campaign: str = "campaign.json", *extra: object
+) -> Result:
+    return run_cli(
+        "generate", leads, "--campaign", campaign, "--out", "results.jsonl", *extra, cwd=tmp_path
+    )
+
+
+def test_malformed_csv_row_is_a_rejected_record_and_the_run_goes_on(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """A CSV row with the wrong number of fields: named on stderr and recorded, the rest generate, exit 2."""
+    path = write_csv(tmp_path / "leads.csv", valid_leads(4))
+    lines = path.read_text().splitlines(keepends=True)
+    lines.insert(3, "lead_broken,https://www.linkedin.com/in/broken,Broken Co\n")
+    path.write_text("".join(lines))
+    result = _generate(tmp_path, "leads.csv")
+    assert result.code == 2
+    assert (
+        "upscale-async: error: leads.csv line 4: malformed CSV row: 3 fields where the header has 7"
+    ) in result.stderr.splitlines()
+    rows = records(tmp_path / "results.jsonl")
+    assert len(rows) == 5
+    [bad] = [r for r in rows if r["outcome"] == "rejected"]
+    assert bad["lead_id"] == "lead_broken"
+    assert bad["line"] == 4
+    assert bad["reason"] == "leads.csv line 4: malformed CSV row: 3 fields where the header has 7"
+    assert sum(r["outcome"] == "generated" for r in rows) == 4
+
+
+def test_malformed_json_line_is_a_rejected_record_and_the_run_goes_on(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """A line that is not JSON or not an object: named and recorded, the rest generate, exit 2."""
+    path = write_jsonl(tmp_path / "leads.jsonl", valid_leads(3))
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1:1] = [b'{"automation_tool_lead_id": "oops",\n', b"[1, 2]\n"]
+    path.write_bytes(b"".join(lines))
+    result = _generate(tmp_path, "leads.jsonl")
+    assert result.code == 2
+    assert "upscale-async: error: leads.jsonl line 2: not valid JSON" in result.stderr
+    rows = records(tmp_path / "results.jsonl")
+    bad = {r["line"]: r["reason"] for r in rows if r["outcome"] == "rejected"}
+    assert bad[2].startswith("leads.jsonl line 2: not valid JSON")
+    assert bad[3] == "leads.jsonl line 3: expected a JSON object (one lead), got an array"
+    assert sum(r["outcome"] == "generated" for r in rows) == 3
+
+
+def test_campaign_missing_a_field_exits_2_naming_file_and_field(tmp_path: Path) -> None:
+    """A campaign file missing a field: one message per problem with the file name, exit 2."""
+    campaign = {k: v for k, v in DEMO_CAMPAIGN.items() if k != "proposition_company_url"}
+    campaign["tone_preference"] = "loud"
+    (tmp_path / "campaign.json").write_bytes(orjson.dumps(campaign))
+    write_csv(tmp_path / "leads.csv", valid_leads(2))
+    result = _generate(tmp_path, "leads.csv")
+    assert result.code == 2
+    assert result.stderr.splitlines() == [
+        "upscale-async: error: campaign.json: proposition_company_url is required but was "
+        "missing or blank",
+        "upscale-async: error: campaign.json: tone_preference must be one of formal, normal, casual",
+    ]
+    assert not (tmp_path / "results.jsonl").exists()
+
+
+def test_campaign_that_is_not_json_exits_2(tmp_path: Path) -> None:
+    """A campaign file that is not JSON is named, with exit 2."""
+    (tmp_path / "campaign.json").write_text("{nope")
+    write_csv(tmp_path / "leads.csv", valid_leads(1))
+    result = _generate(tmp_path, "leads.csv")
+    assert result.code == 2
+    assert "campaign.json: not valid JSON" in result.stderr
+
+
+def test_unreadable_leads_path_exits_2(tmp_path: Path, campaign_file: Path) -> None:
+    """A leads path that does not exist is named, with exit 2, before anything starts."""
+    result = _generate(tmp_path, "missing.csv")
+    assert result.code == 2
+    assert result.stderr.strip() == (
+        "upscale-async: error: cannot read leads file missing.csv: No such file or directory"
+    )
+
+
+def test_directory_as_leads_exits_2(tmp_path: Path, campaign_file: Path) -> None:
+    """A directory given as the leads file is named, with exit 2."""
+    (tmp_path / "leads.csv").mkdir()
+    result = _generate(tmp_path, "leads.csv")
+    assert result.code == 2
+    assert "cannot read leads file leads.csv" in result.stderr
+
+
+def test_unreadable_campaign_path_exits_2(tmp_path: Path) -> None:
+    """A campaign path that does not exist is named, with exit 2."""
+    write_csv(tmp_path / "leads.csv", valid_leads(1))
+    result = _generate(tmp_path, "leads.csv", "nope.json")
+    assert result.code == 2
+    assert "cannot read campaign file nope.json: No such file or directory" in result.stderr
+
+
+def test_directory_as_output_exits_2(tmp_path: Path, campaign_file: Path) -> None:
+    """--out naming a directory is an input error, exit 2."""
+    write_csv(tmp_path / "leads.csv", valid_leads(1))
+    (tmp_path / "out").mkdir()
+    result = run_cli(
+        "generate", "leads.csv", "--campaign", "campaign.json", "--out", "out", cwd=tmp_path
+    )
+    assert result.code == 2
+    assert "--out out is a directory" in result.stderr
+
+
+def test_csv_header_without_required_columns_exits_2(tmp_path: Path, campaign_file: Path) -> None:
+    """A CSV header that lacks required lead columns is named, with exit 2."""
+    (tmp_path / "leads.csv").write_text("automation_tool_lead_id,first_name\nx,y\n")
+    result = _generate(tmp_path, "leads.csv")
+    assert result.code == 2
+    assert (
+        "leads.csv line 1: the CSV header lacks the required column(s) lead_linkedin, "
+        "lead_company, last_name"
+    ) in result.stderr
+
+
+def test_unknown_csv_column_exits_2_unless_told(tmp_path: Path, campaign_file: Path) -> None:
+    """An unknown column is an input error by default; --extra-fields ignore drops it."""
+    path = write_csv(tmp_path / "leads.csv", valid_leads(2))
+    text = path.read_text().splitlines()
+    path.write_text("\n".join([text[0] + ",crm_owner"] + [t + ",ann" for t in text[1:]]) + "\n")
+    result = _generate(tmp_path, "leads.csv")
+    assert result.code == 2
+    assert "leads.csv line 1: unknown column(s) crm_owner" in result.stderr
+    ignored = _generate(tmp_path, "leads.csv", "campaign.json", "--extra-fields", "ignore")
+    assert ignored.code == 0, ignored.stderr
+
+
+def test_empty_leads_file_exits_2(tmp_path: Path, campaign_file: Path) -> None:
+    """A leads file with no leads is an input error, exit 2."""
+    (tmp_path / "leads.jsonl").write_text("\n\n")
+    result = _generate(tmp_path, "leads.jsonl")
+    assert result.code == 2
+    assert "leads.jsonl: contains no leads" in result.stderr
+
+
+def test_bad_option_value_is_a_usage_error(tmp_path: Path, campaign_file: Path) -> None:
+    """A bad option value is a usage error, exit 2."""
+    result = _generate(tmp_path, "leads.csv", "campaign.json", "--chunk-size", "0")
+    assert result.code == 2
+    assert "--chunk-size: must be at least 1" in result.stderr

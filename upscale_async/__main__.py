@@ -1,0 +1,8 @@
+"""``python -m upscale_async``: the ``upscale-async`` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

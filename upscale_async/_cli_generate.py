@@ -1,0 +1,295 @@
+"""``upscale-async generate``: leads file in, one result per lead out, then a summary."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Final, Literal, cast
+
+import anyio
+import attrs
+
+from ._cli_io import ExtraPolicy, InputError, LeadFile, ResultWriter, count_records, open_results
+from ._cli_progress import Progress
+from ._client import UpscaleClient
+from ._completion import LeadOutcome
+from ._config import ENV_API_KEY, PollPolicy
+from ._errors import UpscaleError
+from ._models import Account, Campaign
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
+
+__all__ = [
+    "DEMO_RATE",
+    "ENV_WEBHOOK_SECRET",
+    "OUTCOMES",
+    "GenerateOptions",
+    "Summary",
+    "Target",
+    "connect",
+    "open_files",
+    "run_generate",
+]
+
+ENV_WEBHOOK_SECRET: Final = "UPSCALE_WEBHOOK_SECRET"
+#: Every outcome, in the order the summary names them.
+OUTCOMES: Final = (
+    ("generated", "generated"),
+    ("failed", "failed"),
+    ("rejected", "rejected"),
+    ("not_submitted", "not submitted"),
+    ("submit_failed", "submit failed"),
+    ("timed_out", "timed out"),
+)
+#: The embedded emulator generates with a small latency, so that progress is visible.
+EMULATOR_LATENCY: Final = 0.3
+EMULATOR_RATE: Final = 20_000.0
+#: The demo generates slower (messages per second), so that its progress can be watched.
+DEMO_RATE: Final = 250.0
+#: How many unreadable records the report names on stderr (all are in the results).
+MAX_SHOWN: Final = 20
+EMULATOR_POLL: Final = PollPolicy(initial=0.2, factor=1.5, max_interval=2.0, fallback_interval=5.0)
+
+
+def note(message: str) -> None:
+    print(f"upscale-async: {message}", file=sys.stderr, flush=True)
+
+
+@attrs.frozen
+class Target:
+    """Where requests go: the service (or an emulator) by key and URL, and the embedded one."""
+
+    api_key: str | None
+    base_url: str | None
+    emulator: Emulator | None = None
+
+
+@asynccontextmanager
+async def connect(
+    *,
+    api_key: str | None,
+    base_url: str | None,
+    embedded: bool,
+    webhooks: bool,
+    rate: float = EMULATOR_RATE,
+) -> AsyncIterator[Target]:
+    """The target of a command: the embedded emulator (started here) or the given service."""
+    if not embedded:
+        yield Target(api_key, base_url)
+        return
+    from .emulator import DEFAULT_WEBHOOK_SECRET, Emulator
+
+    async with Emulator(
+        latency=EMULATOR_LATENCY,
+        messages_per_second=rate,
+        webhook_time_scale=0.01,
+        # Without a receiver, send no webhooks at all: the campaign file's URL is not ours.
+        webhook_secret=DEFAULT_WEBHOOK_SECRET if webhooks else None,
+    ) as emu:
+        note(
+            f"using the embedded Upscale emulator at {emu.base_url} "
+            "(synthetic messages; nothing is sent to Upscale)"
+        )
+        yield Target(emu.api_key, emu.base_url, emu)
+
+
+@attrs.frozen(kw_only=True)
+class GenerateOptions:
+    leads: Path
+    leads_format: Literal["csv", "jsonl"]
+    extra_fields: ExtraPolicy
+    campaign: Campaign
+    campaign_path: Path
+    out: Path
+    out_format: Literal["jsonl", "csv"]
+    chunk_size: int
+    concurrency: int
+    poll: bool
+    poll_interval: float | None
+    webhook_host: str
+    webhook_port: int
+    webhook_path: str
+    webhook_secret: str | None
+    timeout: float | None
+    quiet: bool
+
+
+@attrs.define
+class Summary:
+    counts: Counter[str] = attrs.Factory(Counter)
+    credits_used: int | None = None
+    elapsed: float = 0.0
+    unreadable: int = 0
+    """Records of the leads file that could not be read (written as rejected records)."""
+    unreadable_messages: list[str] = attrs.Factory(list)
+    """The first MAX_SHOWN of their messages, for stderr."""
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def all_generated(self) -> bool:
+        return self.total > 0 and self.counts["generated"] == self.total
+
+    def text(self) -> str:
+        parts = ", ".join(f"{self.counts[key]} {label}" for key, label in OUTCOMES)
+        credits = "" if self.credits_used is None else f"; {self.credits_used} credits used"
+        return f"{self.total} leads in {self.elapsed:.1f} s: {parts}{credits}"
+
+
+def _credits_left(account: Account) -> int | None:
+    value = account.extra.get("credits_remaining", account.monthly_credits)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+async def _credits(client: UpscaleClient) -> int | None:
+    """Credits left, when the (experimental) account endpoint tells; else None."""
+    try:
+        return _credits_left(await client.get_account())
+    except UpscaleError:
+        return None
+
+
+def _poll_policy(options: GenerateOptions, embedded: bool) -> PollPolicy:
+    policy = EMULATOR_POLL if embedded else PollPolicy()
+    if options.poll_interval is not None:
+        policy = attrs.evolve(
+            policy,
+            initial=options.poll_interval,
+            max_interval=max(policy.max_interval, options.poll_interval),
+        )
+    return policy
+
+
+def open_files(options: GenerateOptions) -> tuple[LeadFile, IO[str]]:
+    """Open the leads and the results file (before anything starts); InputError on problems."""
+    leads = LeadFile(options.leads, options.leads_format, options.extra_fields)
+    try:
+        out = open_results(options.out, [options.leads, options.campaign_path])
+    except BaseException:
+        leads.close()
+        raise
+    return leads, out
+
+
+async def run_generate(
+    options: GenerateOptions, target: Target, leads: LeadFile, out: IO[str]
+) -> Summary:
+    """Run the whole job (closing both files); raises UpscaleError from the SDK."""
+    from .webhooks import CompletionHub, StandardWebhooksVerifier, WebhookReceiver
+
+    started = time.monotonic()
+    emu = target.emulator
+    embedded = emu is not None
+    summary = Summary()
+    async with AsyncExitStack() as stack:
+        stack.callback(leads.close)
+        stack.enter_context(out)
+        writer = ResultWriter(
+            out, options.out_format, options.campaign.message_types, options.leads
+        )
+        campaign = options.campaign
+        hub = None
+        if not options.poll:
+            secret = (
+                emu.webhook_secret
+                if emu is not None
+                else options.webhook_secret or os.environ.get(ENV_WEBHOOK_SECRET)
+            )
+            if not secret:
+                note(
+                    f"no webhook secret (--webhook-secret or {ENV_WEBHOOK_SECRET}): "
+                    "waiting by polling instead of webhooks"
+                )
+            else:
+                try:
+                    verifier = StandardWebhooksVerifier(secret)
+                except (TypeError, ValueError) as exc:
+                    raise InputError(f"bad webhook secret: {exc}") from None
+                hub = CompletionHub()
+                receiver = WebhookReceiver(
+                    hub,
+                    verifier=verifier,
+                    host=options.webhook_host,
+                    port=options.webhook_port,
+                    path=options.webhook_path,
+                )
+                try:
+                    await stack.enter_async_context(receiver)
+                except OSError as exc:
+                    where = f"{options.webhook_host}:{options.webhook_port}"
+                    raise InputError(f"cannot listen for webhooks on {where}: {exc}") from None
+                if embedded:
+                    campaign = attrs.evolve(campaign, completion_notification_url=receiver.url)
+                    note(f"receiving the emulator's webhooks at {receiver.url}")
+                else:
+                    note(
+                        f"receiving webhooks at {receiver.url}; the campaign's "
+                        f"completion_notification_url ({campaign.completion_notification_url}) "
+                        "must route to it (polling slowly as a fallback)"
+                    )
+        client = UpscaleClient(target.api_key, base_url=target.base_url)
+        await stack.enter_async_context(client)
+        credits_before = None if embedded else await _credits(client)
+        used_before = emu.state.credits_used() if emu is not None else 0
+
+        progress = Progress.choose(count_records(options.leads), quiet=options.quiet)
+        if options.leads_format == "csv" and progress.total is not None:
+            progress.total -= 1  # the header
+        progress.start()
+        stack.callback(progress.stop)
+
+        def record(outcome: str) -> None:
+            summary.counts[outcome] += 1
+            progress.record(outcome)
+
+        def drain_problems() -> None:
+            for problem in leads.take_problems():
+                writer.problem(problem)
+                record("rejected")
+                summary.unreadable += 1
+                if len(summary.unreadable_messages) < MAX_SHOWN:
+                    summary.unreadable_messages.append(problem.message)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(progress.run)
+            outcomes = cast(
+                AsyncGenerator[LeadOutcome, None],
+                client.generate(
+                    campaign,
+                    leads,
+                    hub=hub,
+                    poll=_poll_policy(options, embedded),
+                    chunk_size=options.chunk_size,
+                    concurrency=options.concurrency,
+                    timeout=options.timeout,
+                    on_progress=progress.on_batch,
+                ),
+            )
+            async with aclosing(outcomes):
+                async for outcome in outcomes:
+                    drain_problems()
+                    writer.outcome(outcome)
+                    record(outcome.outcome)
+            drain_problems()
+            tg.cancel_scope.cancel()
+
+        if emu is not None:
+            summary.credits_used = emu.state.credits_used() - used_before
+        elif credits_before is not None:
+            credits_after = await _credits(client)
+            if credits_after is not None:
+                summary.credits_used = credits_before - credits_after
+    summary.elapsed = time.monotonic() - started
+    return summary
+
+
+def has_api_key(api_key: str | None) -> bool:
+    return bool(api_key or os.environ.get(ENV_API_KEY))
