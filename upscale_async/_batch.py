@@ -7,6 +7,7 @@ once; what the accounting keeps per accepted lead is its id and its request's id
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from itertools import islice
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["LeadSource", "ProgressCallback", "submit_batch"]
 
 _RESUMABLE_STOPS = ("insufficient_credits", "authentication", "service_unavailable")
+_NO_LOCK = contextlib.nullcontext()
 
 ProgressCallback = Callable[[BatchProgress], Awaitable[None] | None]
 AcceptedCallback = Callable[[AcceptedRequest], Awaitable[None] | None]
@@ -69,6 +71,10 @@ class _Source:
             raise TypeError(
                 f"leads must be an iterable or async iterable of leads, not {type(leads).__name__}"
             )
+
+    @property
+    def is_async(self) -> bool:
+        return self._ait is not None
 
     async def take(self, n: int) -> list[Any]:
         if self._it is not None:
@@ -127,6 +133,10 @@ class _Batch:
         self.auth_error: AuthenticationError | None = None
         self.source_error: Exception | None = None
         self.unsent: list[tuple[int, list[Any]]] = []
+        # Only an async source can interleave two workers' pulls; a lock costs two event
+        # loop iterations per chunk, so a sync source goes without.
+        self.pull_lock = anyio.Lock() if source.is_async else None
+        self.exhausted = False
 
     def progress(self) -> BatchProgress:
         r = self.result
@@ -182,36 +192,12 @@ class _Batch:
         return wire, originals, ids
 
     async def run(self) -> None:
-        limit = anyio.Semaphore(self.concurrency)
+        # ``concurrency`` long-lived workers, each pulling the next chunk when its last one is
+        # done: at most concurrency x chunk_size leads are held, and no task is created per
+        # chunk (that alone cost about 1 µs per lead at chunk 100).
         async with anyio.create_task_group() as tg:
-            while self.stop is None:
-                await limit.acquire()
-                if self.stop is not None:
-                    limit.release()
-                    break
-                try:
-                    raw = await self.source.take(self.chunk_size)
-                except Exception as exc:
-                    self.source_error = exc
-                    self.stop = "source_error"
-                    limit.release()
-                    break
-                if not raw:
-                    limit.release()
-                    break
-                start = self.index
-                self.index += len(raw)
-                rejected_before = len(self.result.rejected)
-                wire, originals, ids = self.validate(raw, start)
-                if self.on_rejected is not None:
-                    for rejected in self.result.rejected[rejected_before:]:
-                        await _call(self.on_rejected, rejected)
-                if not wire:
-                    limit.release()
-                    await _call(self.on_progress, self.progress())
-                    continue
-                self.in_flight += 1
-                tg.start_soon(self.send, wire, originals, ids, start, limit)
+            for _ in range(self.concurrency):
+                tg.start_soon(self.worker)
         if self.stop in _RESUMABLE_STOPS:
             while True:
                 try:
@@ -224,13 +210,39 @@ class _Batch:
                 self.unsent.append((self.index, rest))
                 self.index += len(rest)
 
+    async def worker(self) -> None:
+        while self.stop is None and not self.exhausted:
+            async with self.pull_lock or _NO_LOCK:
+                if self.stop is not None or self.exhausted:
+                    return
+                try:
+                    raw = await self.source.take(self.chunk_size)
+                except Exception as exc:
+                    self.source_error = exc
+                    self.stop = "source_error"
+                    return
+                if not raw:
+                    self.exhausted = True
+                    return
+                start = self.index
+                self.index += len(raw)
+                rejected_before = len(self.result.rejected)
+                wire, originals, ids = self.validate(raw, start)
+                if self.on_rejected is not None:
+                    for rejected in self.result.rejected[rejected_before:]:
+                        await _call(self.on_rejected, rejected)
+            if wire:
+                self.in_flight += 1
+                await self.send(wire, originals, ids, start)
+            elif self.on_progress is not None:
+                await _call(self.on_progress, self.progress())
+
     async def send(
         self,
         wire: list[Any],
         originals: list[Any],
         ids: list[str],
         start: int,
-        limit: anyio.Semaphore,
     ) -> None:
         try:
             accepted = await self.client.post_generation(self.campaign_bytes, wire)
@@ -280,8 +292,8 @@ class _Batch:
         finally:
             self.in_flight -= 1
             self.chunks_done += 1
-            limit.release()
-        await _call(self.on_progress, self.progress())
+        if self.on_progress is not None:
+            await _call(self.on_progress, self.progress())
 
     def finish(self) -> None:
         self.unsent.sort(key=lambda item: item[0])
