@@ -31,7 +31,7 @@ from ._errors import (
     ValidationError,
 )
 from ._models import Campaign, Lead
-from ._validation import check_lead
+from ._validation import check_lead, plain_leads
 
 if TYPE_CHECKING:
     from ._client import UpscaleClient
@@ -155,41 +155,46 @@ class _Batch:
 
     def validate(self, raw: list[Any], start: int) -> tuple[list[Any], list[Any], list[str]]:
         """Split a chunk into (wire dicts, original leads, lead ids); set aside the invalid."""
+        datas = [
+            lead if isinstance(lead, dict) else lead.to_wire() if isinstance(lead, Lead) else lead
+            for lead in raw
+        ]
         wire: list[Any] = []
-        originals: list[Any] = []
         ids: list[str] = []
         seen = self.seen
         rejected = self.result.rejected
-        for index, lead in enumerate(raw, start):
-            if isinstance(lead, dict):
-                data: Any = lead
-            elif isinstance(lead, Lead):
-                data = lead.to_wire()
-            elif isinstance(lead, Mapping):
-                data = dict(lead)
-            else:
-                path = f"lead_data[{index}]"
-                message = (
-                    f"{path} must be a Lead or a mapping with the wire keys, "
-                    f"not {type(lead).__name__}"
-                )
-                rejected.append(RejectedLead(index, lead, ((path, message),)))
-                continue
-            problems = check_lead(data, index)
-            if problems:
-                rejected.append(RejectedLead(index, lead, tuple(problems)))
-                continue
+        # Plain dict input: the originals are the wire dicts themselves (no second list).
+        originals: list[Any] = wire if datas == raw else []
+        for (index, data), plain in zip(enumerate(datas, start), plain_leads(datas), strict=True):
+            if not plain:
+                problems = self.problems(data, index)
+                if problems:
+                    rejected.append(RejectedLead(index, raw[index - start], tuple(problems)))
+                    continue
+                if not isinstance(data, dict):
+                    data = dict(data)  # another Mapping: orjson needs a dict
             lead_id = data["automation_tool_lead_id"]
             if lead_id in seen:
                 path = f"lead_data[{index}].automation_tool_lead_id"
                 message = f"{path} must be unique in a batch but {lead_id!r} was seen before"
-                rejected.append(RejectedLead(index, lead, ((path, message),)))
+                rejected.append(RejectedLead(index, raw[index - start], ((path, message),)))
                 continue
             seen.add(lead_id)
             wire.append(data)
-            originals.append(lead)
+            if originals is not wire:
+                originals.append(raw[index - start])
             ids.append(lead_id)
         return wire, originals, ids
+
+    @staticmethod
+    def problems(data: Any, index: int) -> list[tuple[str, str]]:
+        if isinstance(data, Mapping):
+            return check_lead(data, index)
+        path = f"lead_data[{index}]"
+        message = (
+            f"{path} must be a Lead or a mapping with the wire keys, not {type(data).__name__}"
+        )
+        return [(path, message)]
 
     async def run(self) -> None:
         # ``concurrency`` long-lived workers, each pulling the next chunk when its last one is
