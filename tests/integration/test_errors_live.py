@@ -46,7 +46,10 @@ async def test_401_on_generation_and_retrieve(key: str, message: str) -> None:
     assert generation.value.body == {"error": message}
     assert retrieve.value.body == {"error": message, "status": "error"}
     for error in (sequences.value, account.value):
-        assert error.body == {"error": "Unauthorized: API key invalid or revoked", "status": "error"}
+        assert error.body == {
+            "error": "Unauthorized: API key invalid or revoked",
+            "status": "error",
+        }
 
 
 async def test_402_queues_nothing() -> None:
@@ -120,7 +123,9 @@ async def test_in_progress_then_complete() -> None:
 async def test_legacy_routes_work_end_to_end() -> None:
     """The legacy preset (unprefixed paths, string sequences, GET body) works against the emulator."""
     async with Emulator(webhook_secret=None) as emu:
-        async with UpscaleClient(emu.api_key, base_url=emu.base_url, routes=Routes.legacy()) as client:
+        async with UpscaleClient(
+            emu.api_key, base_url=emu.base_url, routes=Routes.legacy()
+        ) as client:
             accepted = await client.request_message_generation(campaign(), [lead(1)])
             [done] = await client.await_completion(
                 accepted.secure_request_id, poll=PollPolicy(initial=0.02), timeout=10
