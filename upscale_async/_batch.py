@@ -186,6 +186,15 @@ class _Batch:
             ids.append(lead_id)
         return wire, originals, ids
 
+    async def check(self, raw: list[Any], start: int) -> tuple[list[Any], list[Any], list[str]]:
+        """:meth:`validate`, then hand each newly rejected lead to ``on_rejected``."""
+        rejected_before = len(self.result.rejected)
+        checked = self.validate(raw, start)
+        if self.on_rejected is not None:
+            for rejected in self.result.rejected[rejected_before:]:
+                await _call(self.on_rejected, rejected)
+        return checked
+
     @staticmethod
     def problems(data: Any, index: int) -> list[tuple[str, str]]:
         if isinstance(data, Mapping):
@@ -212,8 +221,12 @@ class _Batch:
                     break
                 if not rest:
                     break
-                self.unsent.append((self.index, rest))
+                # Checked like any lead, so an invalid one is reported as rejected (with its
+                # messages) and not handed back to be resubmitted as it is.
+                start = self.index
                 self.index += len(rest)
+                _, originals, _ = await self.check(rest, start)
+                self.unsent.append((start, originals))
 
     async def worker(self) -> None:
         while self.stop is None and not self.exhausted:
@@ -231,11 +244,7 @@ class _Batch:
                     return
                 start = self.index
                 self.index += len(raw)
-                rejected_before = len(self.result.rejected)
-                wire, originals, ids = self.validate(raw, start)
-                if self.on_rejected is not None:
-                    for rejected in self.result.rejected[rejected_before:]:
-                        await _call(self.on_rejected, rejected)
+                wire, originals, ids = await self.check(raw, start)
             if wire:
                 self.in_flight += 1
                 await self.send(wire, originals, ids, start)

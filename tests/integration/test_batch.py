@@ -246,3 +246,17 @@ async def test_a_down_service_is_not_hammered() -> None:
     assert attempts <= sent <= (concurrency + threshold) * attempts
     assert batch.failed_count + batch.not_submitted_count == 10_000
     assert len(batch.failed) <= concurrency + threshold
+
+
+async def test_leads_left_after_402_are_still_checked() -> None:
+    """After a 402, an invalid lead among those left is rejected, not handed back to resubmit."""
+    source = [lead(i) for i in range(300)]
+    source[250]["first_name"] = ""
+    async with Emulator(webhook_secret=None, credits=200) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
+            batch = await client.submit_batch(campaign(), iter(source), concurrency=1)
+    assert batch.stopped_by == "insufficient_credits"
+    assert batch.accepted_count == 100
+    assert [r.index for r in batch.rejected] == [250]
+    assert batch.not_submitted_count == 199
+    assert batch.total == 300
