@@ -304,7 +304,19 @@ def _format_of(path: Path, given: str | None, default: str) -> str:
 
 
 def _generate_options(args: argparse.Namespace) -> GenerateOptions:
-    campaign = read_campaign(args.campaign)
+    # Report a bad campaign file and an unreadable leads file together, not one per run.
+    problems: list[str] = []
+    try:
+        campaign = read_campaign(args.campaign)
+    except InputError as exc:
+        problems.extend(exc.messages)
+    try:
+        with open(args.leads, "rb"):
+            pass
+    except OSError as exc:
+        problems.append(f"cannot read leads file {args.leads}: {exc.strerror or exc}")
+    if problems:
+        raise InputError(*problems)
     in_format: Literal["csv", "jsonl"] = (
         "csv" if _format_of(args.leads, args.in_format, "jsonl") == "csv" else "jsonl"
     )

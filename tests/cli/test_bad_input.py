@@ -156,3 +156,20 @@ def test_bad_option_value_is_a_usage_error(tmp_path: Path, campaign_file: Path) 
     result = _generate(tmp_path, "leads.csv", "campaign.json", "--chunk-size", "0")
     assert result.code == 2
     assert "--chunk-size: must be at least 1" in result.stderr
+
+
+def test_bad_campaign_and_missing_leads_are_reported_together(tmp_path: Path) -> None:
+    """A bad campaign file and an unreadable leads file are both named in one run, exit 2."""
+    (tmp_path / "campaign.json").write_bytes(orjson.dumps({"automation_tool_customer_id": "c"}))
+    result = _generate(tmp_path, "missing.csv")
+    assert result.code == 2
+    errors = result.stderr.splitlines()
+    assert (
+        "upscale-async: error: campaign.json: completion_notification_url is required but was "
+        "missing or blank"
+    ) in errors
+    assert (
+        "upscale-async: error: cannot read leads file missing.csv: No such file or directory"
+        in errors
+    )
+    assert "Traceback" not in result.stderr
