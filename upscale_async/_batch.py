@@ -38,7 +38,12 @@ if TYPE_CHECKING:
 
 __all__ = ["LeadSource", "ProgressCallback", "submit_batch"]
 
-_RESUMABLE_STOPS = ("insufficient_credits", "authentication", "service_unavailable")
+_RESUMABLE_STOPS = (
+    "insufficient_credits",
+    "authentication",
+    "service_unavailable",
+    "callback_error",
+)
 _NO_LOCK = contextlib.nullcontext()
 
 ProgressCallback = Callable[[BatchProgress], Awaitable[None] | None]
@@ -132,6 +137,7 @@ class _Batch:
         self.stop: str | None = None
         self.auth_error: AuthenticationError | None = None
         self.source_error: Exception | None = None
+        self.callback_error: Exception | None = None
         self.unsent: list[tuple[int, list[Any]]] = []
         # Only an async source can interleave two workers' pulls; a lock costs two event
         # loop iterations per chunk, so a sync source goes without.
@@ -192,8 +198,19 @@ class _Batch:
         checked = self.validate(raw, start)
         if self.on_rejected is not None:
             for rejected in self.result.rejected[rejected_before:]:
-                await _call(self.on_rejected, rejected)
+                await self.notify(self.on_rejected, rejected)
         return checked
+
+    async def notify(
+        self, callback: Callable[[Any], Awaitable[None] | None] | None, arg: Any
+    ) -> None:
+        """Call a user callback; if it raises, stop the batch (re-raised, wrapped, at the end)."""
+        try:
+            await _call(callback, arg)
+        except Exception as exc:
+            if self.callback_error is None:
+                self.callback_error = exc
+            self.stop = self.stop or "callback_error"
 
     @staticmethod
     def problems(data: Any, index: int) -> list[tuple[str, str]]:
@@ -249,7 +266,7 @@ class _Batch:
                 self.in_flight += 1
                 await self.send(wire, originals, ids, start)
             elif self.on_progress is not None:
-                await _call(self.on_progress, self.progress())
+                await self.notify(self.on_progress, self.progress())
 
     async def send(
         self,
@@ -302,12 +319,12 @@ class _Batch:
             request = AcceptedRequest(accepted.secure_request_id, tuple(ids), start)
             self.result.accepted.append(request)
             self.accepted_leads += len(ids)
-            await _call(self.on_accepted, request)
+            await self.notify(self.on_accepted, request)
         finally:
             self.in_flight -= 1
             self.chunks_done += 1
         if self.on_progress is not None:
-            await _call(self.on_progress, self.progress())
+            await self.notify(self.on_progress, self.progress())
 
     def finish(self) -> None:
         self.unsent.sort(key=lambda item: item[0])
@@ -364,6 +381,13 @@ async def submit_batch(
         raise BatchInterruptedError(
             f"the lead source raised {type(error).__name__}: {error} after {batch.index} "
             "leads; `partial` holds what was accepted before",
+            partial=result,
+        ) from error
+    if batch.callback_error is not None:
+        error = batch.callback_error
+        raise BatchInterruptedError(
+            f"a callback raised {type(error).__name__}: {error}; the batch stopped after "
+            f"{batch.index} leads and `partial` holds what was accepted",
             partial=result,
         ) from error
     if batch.auth_error is not None:

@@ -82,9 +82,9 @@ class BatchSubmission:
       (401), in input order: resume with ``submit_batch(campaign, batch.not_submitted)``.
 
     Every input lead is in exactly one of these. ``stopped_by`` says why the batch stopped
-    early (``"insufficient_credits"``, ``"authentication"``, ``"service_unavailable"``) or is
-    None. ``to_json()``/``from_json()`` persist it so that another process can
-    ``await_completion(batch)`` later.
+    early (``"insufficient_credits"``, ``"authentication"``, ``"service_unavailable"``,
+    ``"source_error"``, ``"callback_error"``) or is None. ``to_json()``/``from_json()`` persist
+    it so that another process can ``await_completion(batch)`` later.
     """
 
     accepted: list[AcceptedRequest] = attrs.field(factory=list)

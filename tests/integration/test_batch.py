@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from upscale_async import (
+    AcceptedRequest,
     AuthenticationError,
     BatchInterruptedError,
     BatchProgress,
@@ -260,3 +261,24 @@ async def test_leads_left_after_402_are_still_checked() -> None:
     assert [r.index for r in batch.rejected] == [250]
     assert batch.not_submitted_count == 199
     assert batch.total == 300
+
+
+async def test_a_failing_callback_stops_the_batch_with_the_partial_result() -> None:
+    """on_accepted raising (say, a full disk) stops the batch; nothing accepted is lost."""
+    seen: list[str] = []
+
+    def record(request: AcceptedRequest) -> None:
+        seen.append(request.secure_request_id)
+        if len(seen) == 3:
+            raise OSError("No space left on device")
+
+    async with Emulator(webhook_secret=None) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
+            with pytest.raises(BatchInterruptedError, match="No space left") as info:
+                await client.submit_batch(
+                    campaign(), leads(2_000), concurrency=1, on_accepted=record
+                )
+    partial = info.value.partial
+    assert partial.stopped_by == "callback_error"
+    assert partial.request_ids == seen
+    assert partial.accepted_count + partial.not_submitted_count == 2_000
