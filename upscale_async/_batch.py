@@ -165,14 +165,21 @@ class _Batch:
             lead if isinstance(lead, dict) else lead.to_wire() if isinstance(lead, Lead) else lead
             for lead in raw
         ]
-        wire: list[Any] = []
-        ids: list[str] = []
         seen = self.seen
+        plain = plain_leads(datas)
+        if all(plain):
+            # The common case, in C-speed passes: every lead valid, no id seen before.
+            ids = [data["automation_tool_lead_id"] for data in datas]
+            if len(set(ids)) == len(ids) and seen.isdisjoint(ids):
+                seen.update(ids)
+                return datas, raw, ids
+        wire: list[Any] = []
+        ids = []
         rejected = self.result.rejected
         # Plain dict input: the originals are the wire dicts themselves (no second list).
         originals: list[Any] = wire if datas == raw else []
-        for (index, data), plain in zip(enumerate(datas, start), plain_leads(datas), strict=True):
-            if not plain:
+        for (index, data), plain_lead in zip(enumerate(datas, start), plain, strict=True):
+            if not plain_lead:
                 problems = self.problems(data, index)
                 if problems:
                     rejected.append(RejectedLead(index, raw[index - start], tuple(problems)))
