@@ -6,10 +6,10 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Final, Literal, cast
+from typing import IO, TYPE_CHECKING, Final, Literal
 
 import anyio
 import attrs
@@ -17,7 +17,6 @@ import attrs
 from ._cli_io import ExtraPolicy, InputError, LeadFile, ResultWriter, count_records, open_results
 from ._cli_progress import Progress
 from ._client import UpscaleClient
-from ._completion import LeadOutcome
 from ._config import ENV_API_KEY, PollPolicy
 from ._errors import UpscaleError
 from ._models import Account, Campaign
@@ -260,18 +259,15 @@ async def run_generate(
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(progress.run)
-            outcomes = cast(
-                AsyncGenerator[LeadOutcome, None],
-                client.generate(
-                    campaign,
-                    leads,
-                    hub=hub,
-                    poll=_poll_policy(options, embedded),
-                    chunk_size=options.chunk_size,
-                    concurrency=options.concurrency,
-                    timeout=options.timeout,
-                    on_progress=progress.on_batch,
-                ),
+            outcomes = client.generate(
+                campaign,
+                leads,
+                hub=hub,
+                poll=_poll_policy(options, embedded),
+                chunk_size=options.chunk_size,
+                concurrency=options.concurrency,
+                timeout=options.timeout,
+                on_progress=progress.on_batch,
             )
             async with aclosing(outcomes):
                 async for outcome in outcomes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -339,7 +339,7 @@ class UpscaleClient:
         concurrency: int = DEFAULT_CONCURRENCY,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
-    ) -> AsyncIterator[LeadOutcome]:
+    ) -> AsyncGenerator[LeadOutcome, None]:
         """The whole pipeline: submit, await, and yield a :class:`LeadOutcome` per lead.
 
         Submitting and waiting overlap: a request is awaited as soon as it is accepted, so

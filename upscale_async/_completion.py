@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
@@ -218,7 +218,7 @@ async def generate(
     concurrency: int,
     timeout: float | None,
     on_progress: ProgressCallback | None,
-) -> AsyncIterator[LeadOutcome]:
+) -> AsyncGenerator[LeadOutcome, None]:
     wire = client.campaign_wire(campaign)
     sequence = wire.get("message_sequence") or []
     types = [s if isinstance(s, str) else str(s.get("messageType")) for s in sequence]
