@@ -22,6 +22,7 @@ __all__ = [
     "Lead",
     "LeadMessages",
     "RetrievalMetadata",
+    "RetrievedCampaign",
     "RetrievedMessages",
     "Sequence",
     "SequenceStep",
@@ -316,16 +317,45 @@ _LEAD_FIELDS = frozenset({"external_prospect_id", "linkedin", "no_job_posts"})
 
 
 @attrs.frozen(kw_only=True)
+class RetrievedCampaign:
+    """``campaign`` of a retrieve answer: its id, the echoed sequence, and each lead's results.
+
+    The echoed ``message_sequence`` is read leniently: strings or ``SequenceStep`` objects, as
+    sent (S2 even echoes a field name there).
+    """
+
+    automation_tool_campaign_id: str | None = None
+    message_sequence: tuple[SequenceStep | str, ...] = ()
+    leads_data: tuple[LeadMessages, ...] = ()
+    extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
 class RetrievedMessages:
-    """The answer of retrieve_messages: metadata, account, campaign and per-lead results."""
+    """The answer of retrieve_messages: ``metadata``, ``account``, ``campaign`` as on the wire.
+
+    ``leads`` (the campaign's ``leads_data``), ``automation_tool_campaign_id`` and
+    ``message_sequence`` are shortcuts into ``campaign``; ``http_status`` is 200 or 202.
+    """
 
     metadata: RetrievalMetadata
     account: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
-    automation_tool_campaign_id: str | None = None
-    message_sequence: tuple[SequenceStep | str, ...] = ()
-    leads: tuple[LeadMessages, ...] = ()
+    campaign: RetrievedCampaign = RetrievedCampaign()
     http_status: int = 200
     extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def leads(self) -> tuple[LeadMessages, ...]:
+        """Each lead's results (``campaign.leads_data``)."""
+        return self.campaign.leads_data
+
+    @property
+    def automation_tool_campaign_id(self) -> str | None:
+        return self.campaign.automation_tool_campaign_id
+
+    @property
+    def message_sequence(self) -> tuple[SequenceStep | str, ...]:
+        return self.campaign.message_sequence
 
     @property
     def secure_request_id(self) -> str:

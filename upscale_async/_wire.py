@@ -27,6 +27,7 @@ from ._models import (
     Lead,
     LeadMessages,
     RetrievalMetadata,
+    RetrievedCampaign,
     RetrievedMessages,
     Sequence,
     SequenceStep,
@@ -204,9 +205,14 @@ def structure_retrieved(
     return RetrievedMessages(
         metadata=metadata,
         account=account,
-        automation_tool_campaign_id=campaign_id,
-        message_sequence=_echoed_sequence(campaign.get("message_sequence")),
-        leads=leads,
+        campaign=RetrievedCampaign(
+            automation_tool_campaign_id=campaign_id,
+            message_sequence=_echoed_sequence(campaign.get("message_sequence")),
+            leads_data=leads,
+            extra=_extra(
+                campaign, ("automation_tool_campaign_id", "message_sequence", "leads_data")
+            ),
+        ),
         http_status=http_status,
         extra=_extra(body, ("metadata", "account", "campaign")),
     )

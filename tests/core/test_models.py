@@ -289,3 +289,13 @@ def test_models_are_frozen() -> None:
         lead.first_name = "x"  # type: ignore[misc]
     assert isinstance(converter.structure(s0_body()["lead_data"][0], Lead), Lead)
     assert isinstance(converter.structure(S2_COMPLETE, RetrievedMessages), RetrievedMessages)
+
+
+def test_retrieved_messages_mirror_the_wire_shape() -> None:
+    """metadata, account and campaign are read as on the wire; unknown campaign keys are kept."""
+    data = {**S2_COMPLETE, "campaign": {**S2_COMPLETE["campaign"], "new_key": 1}}
+    result = structure_retrieved(data, 200)
+    assert result.campaign.automation_tool_campaign_id == "campaign_67890"
+    assert result.campaign.leads_data == result.leads
+    assert result.campaign.extra == {"new_key": 1}
+    assert result.account == {"automation_tool_customer_id": "customer_12345"}
