@@ -60,10 +60,6 @@ class RetryPolicy:
         )
 
 
-#: Retry nothing: one attempt per request.
-NO_RETRIES: Final = RetryPolicy(attempts=1)
-
-
 @attrs.frozen(kw_only=True)
 class PollPolicy:
     """How ``await_completion`` polls retrieve_messages.

@@ -288,7 +288,7 @@ def _lead_problems(lead: Mapping[str, Any], index: int) -> list[Problem]:
     return problems
 
 
-def check_leads(leads: object, *, start: int = 0) -> list[Problem]:
+def check_leads(leads: object) -> list[Problem]:
     """Check ``lead_data``: an array of at least one valid lead, lead ids unique in the request."""
     if not isinstance(leads, list | tuple):
         if leads is None:
@@ -298,7 +298,7 @@ def check_leads(leads: object, *, start: int = 0) -> list[Problem]:
         return [("lead_data", "lead_data must contain at least one lead")]
     problems: list[Problem] = []
     seen: dict[object, int] = {}
-    for (i, lead), plain in zip(enumerate(leads, start), plain_leads(leads), strict=True):
+    for (i, lead), plain in zip(enumerate(leads), plain_leads(leads), strict=True):
         if not plain:
             found = check_lead(lead, i)
             if found:
