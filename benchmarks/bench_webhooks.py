@@ -36,7 +36,7 @@ import aiohttp
 import orjson
 
 from upscale_async import CompletionEvent
-from upscale_async._signing import decode_secret, sign_standard
+from upscale_async._spec.signing import decode_secret, sign_standard
 from upscale_async.webhooks import CompletionHub, StandardWebhooksVerifier, WebhookReceiver
 
 SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm"

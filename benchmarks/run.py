@@ -67,7 +67,7 @@ from _sink import start_sink, stop_sink  # noqa: E402
 
 import upscale_async  # noqa: E402
 from upscale_async import Campaign, Lead, MessageType, PollPolicy, UpscaleClient  # noqa: E402
-from upscale_async._validation import check_lead  # noqa: E402
+from upscale_async._spec.validation import check_lead  # noqa: E402
 from upscale_async._wire import encode_request, structure_retrieved  # noqa: E402
 
 SECTIONS = ("submit", "cpu", "memory", "webhooks", "e2e")
@@ -612,7 +612,7 @@ def _batch_validate_cases(
     """submit_batch's own per-chunk code (_Batch.validate + encode_request), when importable."""
     try:
         from upscale_async._batch import _Batch
-        from upscale_async._batch_result import BatchSubmission
+        from upscale_async._results import BatchSubmission
 
         # Only what validate() reads is set, so this does not depend on _Batch.__init__.
         batch = _Batch.__new__(_Batch)

@@ -1,12 +1,5 @@
 """upscale_async: the async-first Python SDK for the Upscale API."""
 
-from ._batch_result import (
-    AcceptedRequest,
-    BatchProgress,
-    BatchSubmission,
-    FailedChunk,
-    RejectedLead,
-)
 from ._client import UpscaleClient
 from ._completion import LeadOutcome
 from ._config import (
@@ -18,7 +11,6 @@ from ._config import (
     RetryPolicy,
     Routes,
 )
-from ._contract import MessageType, Tone
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -54,6 +46,14 @@ from ._models import (
     Sequence,
     SequenceStep,
 )
+from ._results import (
+    AcceptedRequest,
+    BatchProgress,
+    BatchSubmission,
+    FailedChunk,
+    RejectedLead,
+)
+from ._spec.contract import MessageType, Tone
 from ._version import __version__
 from ._wire import converter
 

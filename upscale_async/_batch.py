@@ -16,13 +16,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import orjson
 
-from ._batch_result import (
-    AcceptedRequest,
-    BatchProgress,
-    BatchSubmission,
-    FailedChunk,
-    RejectedLead,
-)
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -31,7 +24,14 @@ from ._errors import (
     ValidationError,
 )
 from ._models import Campaign, Lead
-from ._validation import check_lead, plain_leads
+from ._results import (
+    AcceptedRequest,
+    BatchProgress,
+    BatchSubmission,
+    FailedChunk,
+    RejectedLead,
+)
+from ._spec.validation import check_lead, plain_leads
 
 if TYPE_CHECKING:
     from ._client import UpscaleClient

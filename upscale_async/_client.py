@@ -18,7 +18,6 @@ from ._batch import (
     RejectedCallback,
     submit_batch,
 )
-from ._batch_result import BatchSubmission
 from ._completion import CompletionWaiter, LeadOutcome, await_completion, generate
 from ._config import (
     DEFAULT_BASE_URL,
@@ -32,7 +31,6 @@ from ._config import (
     RetryPolicy,
     Routes,
 )
-from ._contract import RETRIEVE_ID_PARAM
 from ._errors import ConfigurationError, ResponseValidationError, ValidationError
 from ._models import (
     Account,
@@ -42,8 +40,10 @@ from ._models import (
     RetrievedMessages,
     Sequence,
 )
+from ._results import BatchSubmission
+from ._spec.contract import RETRIEVE_ID_PARAM
+from ._spec.validation import Problem, check_campaign, check_leads, required
 from ._transport import Transport
-from ._validation import Problem, check_campaign, check_leads, required
 from ._wire import encode_request, structure, structure_retrieved, structure_sequences
 
 __all__ = ["UpscaleClient"]

@@ -17,8 +17,6 @@ import anyio
 import attrs
 
 from ._batch import LeadSource, ProgressCallback, submit_batch
-from ._batch_result import AcceptedRequest, BatchSubmission, RejectedLead, _lead_id
-from ._contract import MESSAGE_FIELDS
 from ._errors import (
     AuthenticationError,
     BatchInterruptedError,
@@ -28,6 +26,8 @@ from ._errors import (
     TransportError,
 )
 from ._models import Campaign, CompletionEvent, LeadMessages, RetrievedMessages
+from ._results import AcceptedRequest, BatchSubmission, RejectedLead, _lead_id
+from ._spec.contract import MESSAGE_FIELDS
 
 if TYPE_CHECKING:
     from ._client import UpscaleClient

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._batch_result import BatchSubmission
     from ._models import RetrievedMessages
+    from ._results import BatchSubmission
 
 __all__ = [
     "APIError",

@@ -9,7 +9,7 @@ from typing import IO, TypeVar
 
 import orjson
 
-from ._batch_result import AcceptedRequest, _lead_id
+from ._results import AcceptedRequest, _lead_id
 
 __all__ = ["BatchJournal"]
 

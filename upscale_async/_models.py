@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from ._contract import MESSAGE_FIELDS, MessageType, Tone
+from ._spec.contract import MESSAGE_FIELDS, MessageType, Tone
 
 __all__ = [
     "Account",
@@ -121,7 +121,7 @@ class Campaign:
         that are not campaign fields (a typo would otherwise be dropped silently).
         """
         from ._errors import ValidationError
-        from ._validation import check_campaign
+        from ._spec.validation import check_campaign
 
         problems = check_campaign(data, allow_unknown_message_types=allow_unknown_message_types)
         known = attrs.fields_dict(cls)
@@ -201,7 +201,7 @@ class Lead:
         every problem.
         """
         from ._errors import ValidationError
-        from ._validation import check_lead
+        from ._spec.validation import check_lead
 
         problems = check_lead(data, index)
         if problems:

@@ -38,7 +38,7 @@ from ._errors import (
     UnprocessableEntityError,
     UpscaleError,
 )
-from ._validation import split_messages
+from ._spec.validation import split_messages
 from ._version import __version__
 
 logger: Final = logging.getLogger("upscale_async")

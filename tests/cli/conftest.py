@@ -16,8 +16,8 @@ import attrs
 import orjson
 import pytest
 
-from upscale_async._cli_demo import DEMO_CAMPAIGN, sample_leads
-from upscale_async._cli_io import LEAD_FIELDS
+from upscale_async.cli._demo import DEMO_CAMPAIGN, sample_leads
+from upscale_async.cli._files import LEAD_FIELDS
 
 ENV_VARS = ("UPSCALE_API_KEY", "UPSCALE_BASE_URL", "UPSCALE_WEBHOOK_SECRET")
 

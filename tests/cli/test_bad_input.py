@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 
-from upscale_async._cli_demo import DEMO_CAMPAIGN
+from upscale_async.cli._demo import DEMO_CAMPAIGN
 
 from .conftest import Result, records, run_cli, valid_leads, write_csv, write_jsonl
 

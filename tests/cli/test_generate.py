@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from upscale_async._cli_demo import DEMO_CAMPAIGN
+from upscale_async.cli._demo import DEMO_CAMPAIGN
 
 from .conftest import (
     ExternalEmulator,

@@ -8,7 +8,7 @@ import aiohttp
 import orjson
 import pytest
 
-from upscale_async._validation import join_messages, validate_generation_body
+from upscale_async._spec.validation import join_messages, validate_generation_body
 from upscale_async.emulator import Emulator
 
 from .support import GENERATE, ID_PARAM, KEY, RETRIEVE, REVOKED, make_body

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from upscale_async._contract import FAILURE_REASON
+from upscale_async._spec.contract import FAILURE_REASON
 from upscale_async.emulator import DOC_EXAMPLE_ID, Emulator
 
 from .support import GENERATE, ID_PARAM, KEY, RETRIEVE, make_body

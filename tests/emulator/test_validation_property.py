@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from upscale_async._validation import join_messages, validate_generation_body
+from upscale_async._spec.validation import join_messages, validate_generation_body
 from upscale_async.testing import EmulatorThread
 
 from .support import GENERATE, make_body

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from upscale_async._signing import decode_secret, sign_standard
+from upscale_async._spec.signing import decode_secret, sign_standard
 from upscale_async.webhooks import (
     CompletionEvent,
     StandardWebhooksVerifier,

@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from .._contract import (
+from .._spec.contract import (
     ERR_INVALID_KEY,
     ERR_INVALID_OR_REVOKED,
     ERR_NO_CREDITS,
@@ -20,7 +20,7 @@ from .._contract import (
     MESSAGE_FIELDS,
     RETRIEVE_ID_PARAM,
 )
-from .._validation import check_sequence, join_messages, required, validate_generation_body
+from .._spec.validation import check_sequence, join_messages, required, validate_generation_body
 from ._faults import FaultKind
 from ._sequences import filter_sequences
 from ._state import EmulatorState, GenerationRequest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from typing import Final
 
-from .._contract import MESSAGE_FIELDS
+from .._spec.contract import MESSAGE_FIELDS
 from ._state import Campaign, LeadRow
 
 __all__ = ["render"]

@@ -12,7 +12,7 @@ from typing import Final, Literal
 import aiohttp
 import orjson
 
-from .._signing import decode_secret, sign_standard
+from .._spec.signing import decode_secret, sign_standard
 from ._config import DeliveryPlan, EmulatorConfig
 from ._generation import utc_now
 from ._state import DeliveryRecord, EmulatorState, GenerationRequest

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
-from ._errors import WebhookVerificationError
-from ._signing import decode_secret
+from .._errors import WebhookVerificationError
+from .._spec.signing import decode_secret
 
 __all__ = [
     "DEFAULT_TOLERANCE",

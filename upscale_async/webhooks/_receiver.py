@@ -14,11 +14,11 @@ from types import TracebackType
 import orjson
 from aiohttp import web
 
-from ._errors import WebhookPayloadError, WebhookVerificationError
+from .._errors import WebhookPayloadError, WebhookVerificationError
+from .._models import CompletionEvent
+from .._wire import structure_event
 from ._hub import CompletionHub
-from ._models import CompletionEvent
 from ._verifiers import WebhookVerifier, get_header
-from ._wire import structure_event
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",

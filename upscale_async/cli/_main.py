@@ -28,7 +28,20 @@ import anyio
 import attrs
 import orjson
 
-from ._cli_generate import (
+from .._client import UpscaleClient
+from .._config import DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY, ENV_API_KEY, ENV_BASE_URL
+from .._errors import (
+    AuthenticationError,
+    BatchInterruptedError,
+    ConfigurationError,
+    UpscaleError,
+    ValidationError,
+)
+from .._models import RetrievedMessages, SequenceStep
+from .._version import __version__
+from ..webhooks._receiver import DEFAULT_WEBHOOK_PATH
+from ._files import InputError, read_campaign
+from ._generate import (
     DEMO_RATE,
     EMULATOR_RATE,
     ENV_WEBHOOK_SECRET,
@@ -40,19 +53,6 @@ from ._cli_generate import (
     open_files,
     run_generate,
 )
-from ._cli_io import InputError, read_campaign
-from ._client import UpscaleClient
-from ._config import DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY, ENV_API_KEY, ENV_BASE_URL
-from ._errors import (
-    AuthenticationError,
-    BatchInterruptedError,
-    ConfigurationError,
-    UpscaleError,
-    ValidationError,
-)
-from ._models import RetrievedMessages, SequenceStep
-from ._receiver import DEFAULT_WEBHOOK_PATH
-from ._version import __version__
 
 __all__ = ["main"]
 
@@ -394,7 +394,7 @@ async def _generate(args: argparse.Namespace) -> int:
 
 
 def _write_demo(directory: Path, n: int) -> tuple[Path, Path]:
-    from ._cli_demo import write_sample
+    from ._demo import write_sample
 
     if directory.exists() and not directory.is_dir():
         raise InputError(f"--out {directory} is not a directory")
@@ -486,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     rest = _emulator_args(argv)
     if rest is not None:
-        from .emulator.__main__ import main as emulator_main
+        from ..emulator.__main__ import main as emulator_main
 
         return emulator_main(rest)
     args = _parser().parse_args(argv)

@@ -1,4 +1,4 @@
-"""pytest plugin and helpers for testing code that talks to Upscale.
+"""EmulatorThread: the emulator on a background thread with its own event loop.
 
 Installed with the package (entry point ``pytest11``), it provides the ``upscale_emulator``
 fixture: a local emulator running on its own thread and event loop, usable from sync and async
@@ -21,63 +21,17 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-import pytest
-
-from ._signing import decode_secret, sign_standard
-
 if TYPE_CHECKING:
-    from .emulator import DeliveryPlan, Emulator, EmulatorState, FaultInjector
+    from ..emulator import DeliveryPlan, Emulator, EmulatorState, FaultInjector
 
-__all__ = [
-    "EmulatorThread",
-    "signed_webhook",
-    "signed_webhook_headers",
-    "upscale_emulator",
-]
+__all__ = ["EmulatorThread"]
 
 T = TypeVar("T")
 _MARKER = "upscale_emulator"
-
-
-def signed_webhook_headers(
-    body: bytes,
-    secret: str | bytes,
-    *,
-    webhook_id: str | None = None,
-    timestamp: int | None = None,
-) -> dict[str, str]:
-    """The Standard Webhooks headers the emulator would send with ``body``.
-
-    ``secret`` is a ``whsec_`` secret (base64) or raw bytes; ``timestamp`` defaults to now.
-    """
-    webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    return {
-        "Content-Type": "application/json",
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign_standard(decode_secret(secret), webhook_id, timestamp, body),
-    }
-
-
-def signed_webhook(
-    payload: Mapping[str, Any],
-    secret: str | bytes,
-    *,
-    webhook_id: str | None = None,
-    timestamp: int | None = None,
-) -> tuple[bytes, dict[str, str]]:
-    """A JSON body for ``payload`` and its signed headers, ready to POST to a receiver."""
-    import orjson
-
-    body = orjson.dumps(payload)
-    return body, signed_webhook_headers(body, secret, webhook_id=webhook_id, timestamp=timestamp)
 
 
 class EmulatorThread:
@@ -142,7 +96,7 @@ class EmulatorThread:
             self._ready.set()
 
     async def _main(self) -> None:
-        from .emulator import Emulator
+        from ..emulator import Emulator
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
@@ -225,24 +179,3 @@ class _ThreadFaults:
 
     def clear(self, endpoint: str = "*") -> None:
         self._owner.call(self._injector().clear, endpoint)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        f"{_MARKER}(**options): Emulator/EmulatorConfig keyword arguments for the "
-        "upscale_emulator fixture",
-    )
-
-
-@pytest.fixture
-def upscale_emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorThread]:
-    """A running Upscale emulator (``base_url``, ``api_key``, ``webhook_secret``, ``state``).
-
-    Configure it with ``@pytest.mark.upscale_emulator(credits=10, ...)``.
-    """
-    options: dict[str, Any] = {}
-    for marker in reversed(list(request.node.iter_markers(_MARKER))):
-        options.update(marker.kwargs)
-    with EmulatorThread(**options) as running:
-        yield running

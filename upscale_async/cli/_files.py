@@ -19,10 +19,10 @@ from typing import IO, Any, Final, Literal
 import attrs
 import orjson
 
-from ._completion import LeadOutcome
-from ._contract import LEAD_OPTIONAL_URL_FIELDS, LEAD_REQUIRED_FIELDS
-from ._errors import ValidationError
-from ._models import Campaign
+from .._completion import LeadOutcome
+from .._errors import ValidationError
+from .._models import Campaign
+from .._spec.contract import LEAD_OPTIONAL_URL_FIELDS, LEAD_REQUIRED_FIELDS
 
 __all__ = [
     "LEAD_FIELDS",

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import orjson
 
-from ._cli_io import LEAD_FIELDS
+from ._files import LEAD_FIELDS
 
 __all__ = ["DEMO_CAMPAIGN", "sample_leads", "write_sample"]
 

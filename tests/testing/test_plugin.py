@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook
 from upscale_async.emulator import DEFAULT_WEBHOOK_SECRET, Fault
 from upscale_async.testing import EmulatorThread, signed_webhook, signed_webhook_headers
 
-from .support import GENERATE, make_body
+from ..emulator.support import GENERATE, make_body
 
 
 def get_json(url: str, key: str) -> tuple[int, object]:

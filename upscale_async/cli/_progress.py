@@ -8,7 +8,7 @@ from typing import IO, Any, Final
 
 import anyio
 
-from ._batch_result import BatchProgress
+from .._results import BatchProgress
 
 __all__ = ["CLI_EXTRA_HINT", "Progress"]
 

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from upscale_async import Campaign, Lead, ValidationError, converter
-from upscale_async._validation import check_campaign, split_messages, validate_generation_body
+from upscale_async._spec.validation import check_campaign, split_messages, validate_generation_body
 
-from .conftest import s0_body
+from ..core.conftest import s0_body
 
 LEAD_KEYS = [
     "automation_tool_lead_id",

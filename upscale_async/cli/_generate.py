@@ -14,15 +14,15 @@ from typing import IO, TYPE_CHECKING, Final, Literal
 import anyio
 import attrs
 
-from ._cli_io import ExtraPolicy, InputError, LeadFile, ResultWriter, count_records, open_results
-from ._cli_progress import Progress
-from ._client import UpscaleClient
-from ._config import ENV_API_KEY, PollPolicy
-from ._errors import UpscaleError
-from ._models import Account, Campaign
+from .._client import UpscaleClient
+from .._config import ENV_API_KEY, PollPolicy
+from .._errors import UpscaleError
+from .._models import Account, Campaign
+from ._files import ExtraPolicy, InputError, LeadFile, ResultWriter, count_records, open_results
+from ._progress import Progress
 
 if TYPE_CHECKING:
-    from .emulator import Emulator
+    from ..emulator import Emulator
 
 __all__ = [
     "DEMO_RATE",
@@ -82,7 +82,7 @@ async def connect(
     if not embedded:
         yield Target(api_key, base_url)
         return
-    from .emulator import DEFAULT_WEBHOOK_SECRET, Emulator
+    from ..emulator import DEFAULT_WEBHOOK_SECRET, Emulator
 
     async with Emulator(
         latency=EMULATOR_LATENCY,
@@ -182,7 +182,7 @@ async def run_generate(
     options: GenerateOptions, target: Target, leads: LeadFile, out: IO[str]
 ) -> Summary:
     """Run the whole job (closing both files); raises UpscaleError from the SDK."""
-    from .webhooks import CompletionHub, StandardWebhooksVerifier, WebhookReceiver
+    from ..webhooks import CompletionHub, StandardWebhooksVerifier, WebhookReceiver
 
     started = time.monotonic()
     emu = target.emulator

@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from ._models import CompletionEvent
+from .._models import CompletionEvent
 
 __all__ = [
     "DEFAULT_EVENT_TTL",

@@ -20,7 +20,8 @@ asyncio only, like aiohttp.
 
 from __future__ import annotations
 
-from ._errors import WebhookPayloadError, WebhookVerificationError
+from .._errors import WebhookPayloadError, WebhookVerificationError
+from .._models import CompletionEvent
 from ._hub import (
     DEFAULT_EVENT_TTL,
     DEFAULT_MAX_EVENTS,
@@ -30,7 +31,6 @@ from ._hub import (
     HubStats,
     MemoryBackend,
 )
-from ._models import CompletionEvent
 from ._receiver import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_WEBHOOK_PATH,
@@ -76,7 +76,11 @@ for _name in __all__:
     # Objects defined by this module's private parts show as upscale_async.webhooks.X; the
     # shared models and errors keep their upscale_async.X.
     if getattr(_obj, "__module__", "").startswith(
-        ("upscale_async._hub", "upscale_async._receiver", "upscale_async._verifiers")
+        (
+            "upscale_async.webhooks._hub",
+            "upscale_async.webhooks._receiver",
+            "upscale_async.webhooks._verifiers",
+        )
     ):
         _obj.__module__ = __name__
 del _name, _obj

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from ._contract import (
+from .contract import (
     ALLOWED_TONES,
     CONDITIONAL_FIELDS,
     KNOWN_MESSAGE_TYPES,
@@ -22,7 +22,7 @@ from ._contract import (
     LEAD_REQUIRED_FIELDS,
     MessageType,
 )
-from ._countries import ISO_3166_ALPHA2
+from .countries import ISO_3166_ALPHA2
 
 #: One problem: (path, message). The message starts with the path, as the server's do.
 Problem = tuple[str, str]
