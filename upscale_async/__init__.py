@@ -43,8 +43,8 @@ from ._models import (
     RetrievalMetadata,
     RetrievedCampaign,
     RetrievedMessages,
-    Sequence,
     SequenceStep,
+    SequenceTemplate,
 )
 from ._results import (
     AcceptedRequest,
@@ -55,7 +55,6 @@ from ._results import (
 )
 from ._spec.contract import MessageType, Tone
 from ._version import __version__
-from ._wire import converter
 
 __all__ = [
     "APIError",
@@ -94,7 +93,7 @@ __all__ = [
     "RetrievedMessages",
     "RetryPolicy",
     "Routes",
-    "Sequence",
+    "SequenceTemplate",
     "SequenceStep",
     "ServerError",
     "Tone",
@@ -106,7 +105,6 @@ __all__ = [
     "WebhookPayloadError",
     "WebhookVerificationError",
     "__version__",
-    "converter",
 ]
 
 for _name in __all__:

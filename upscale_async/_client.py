@@ -38,22 +38,16 @@ from ._models import (
     GenerationAccepted,
     Lead,
     RetrievedMessages,
-    Sequence,
+    SequenceTemplate,
 )
 from ._results import BatchSubmission
-from ._spec.contract import RETRIEVE_ID_PARAM
+from ._spec.contract import RETRIEVE_ID_PARAM, SEQUENCE_FILTER_DEFAULT, SEQUENCE_FILTERS
 from ._spec.validation import Problem, check_campaign, check_leads, required
 from ._transport import Transport
 from ._wire import encode_request, structure, structure_retrieved, structure_sequences
 
 __all__ = ["UpscaleClient"]
 
-_SEQUENCE_FILTERS: Final[dict[str, tuple[str, ...]]] = {
-    "sequence_length": ("short", "medium", "long"),
-    "campaign_objective": ("brand_awareness", "event_attendance", "meeting"),
-    "cadence_profile": ("rapid", "normal", "long_term"),
-    "saturated_markets": ("true", "false"),
-}
 _HTTP_BASE: Final = re.compile(r"https?://[^\s/?#]+[^\s?#]*\Z", re.IGNORECASE)
 
 
@@ -214,7 +208,7 @@ class UpscaleClient:
         campaign_objective: str | None = None,
         cadence_profile: str | None = None,
         saturated_markets: bool | str | None = None,
-    ) -> list[Sequence]:
+    ) -> list[SequenceTemplate]:
         """List Upscale's sequence templates (one API call).
 
         With no filter every sequence is returned; with any filter the server filters on all
@@ -232,8 +226,8 @@ class UpscaleClient:
             if value is None:
                 continue
             text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-            allowed = _SEQUENCE_FILTERS[name]
-            if text != "default" and text not in allowed:
+            allowed, _ = SEQUENCE_FILTERS[name]
+            if text != SEQUENCE_FILTER_DEFAULT and text not in allowed:
                 problems.append(
                     (
                         name,

@@ -24,7 +24,7 @@ __all__ = [
     "RetrievalMetadata",
     "RetrievedCampaign",
     "RetrievedMessages",
-    "Sequence",
+    "SequenceTemplate",
     "SequenceStep",
 ]
 
@@ -402,7 +402,7 @@ class CompletionEvent:
 
 
 @attrs.frozen(kw_only=True)
-class Sequence:
+class SequenceTemplate:
     """A sequence template from get_sequences (its shape is lenient: unknown keys in ``extra``)."""
 
     id: str

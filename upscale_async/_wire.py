@@ -1,4 +1,4 @@
-"""The wire format: one cattrs converter (orjson preset) that reads and writes every model.
+"""The wire format: one private cattrs converter (orjson preset) that reads and writes every model.
 
 Writing is exact (the documented keys, in the documented order); reading is lenient: unknown
 keys are kept in ``extra``, unknown enum values stay strings, count names are read in plural
@@ -29,16 +29,16 @@ from ._models import (
     RetrievalMetadata,
     RetrievedCampaign,
     RetrievedMessages,
-    Sequence,
     SequenceStep,
+    SequenceTemplate,
     _as_message_type,
 )
 
-__all__ = ["converter", "encode_request", "structure_retrieved"]
+__all__ = ["encode_request", "structure_retrieved"]
 
 T = TypeVar("T")
 
-converter: Final = make_converter()
+_converter: Final = make_converter()
 
 _META_ALIASES: Final = {
     "requested_message_count": "requested_messages_count",
@@ -308,7 +308,7 @@ def _structure_event(data: Any, _: type) -> CompletionEvent:
     return structure_event(data)
 
 
-def _structure_sequence(data: Any, _: type) -> Sequence:
+def _structure_sequence(data: Any, _: type) -> SequenceTemplate:
     body = _object(data, "sequence")
     steps: list[SequenceStep] = []
     raw_steps = body.get("steps")
@@ -345,7 +345,7 @@ def _structure_sequence(data: Any, _: type) -> Sequence:
         "saturated_markets",
     )
     raw_id = body.get("id")
-    return Sequence(
+    return SequenceTemplate(
         id=str(raw_id) if raw_id is not None else "",
         name=_opt_str(body.get("name"), "sequence.name"),
         steps=tuple(steps),
@@ -357,12 +357,12 @@ def _structure_sequence(data: Any, _: type) -> Sequence:
     )
 
 
-def structure_sequences(data: Any) -> list[Sequence]:
+def structure_sequences(data: Any) -> list[SequenceTemplate]:
     """Read a get_sequences body: ``{"sequences": [...]}`` (or a bare array)."""
     items = data.get("sequences") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise _bad("sequences", "an array", items)
-    return [_structure_sequence(item, Sequence) for item in items]
+    return [_structure_sequence(item, SequenceTemplate) for item in items]
 
 
 def _structure_account(data: Any, _: type) -> Account:
@@ -400,22 +400,22 @@ def _structure_campaign(data: Any, _: type) -> Campaign:
 _hooks: dict[type[Any], Callable[[Any, type], Any]] = {
     GenerationAccepted: _structure_accepted,
     CompletionEvent: _structure_event,
-    Sequence: _structure_sequence,
+    SequenceTemplate: _structure_sequence,
     Account: _structure_account,
     RetrievedMessages: _structure_retrieved_hook,
     Lead: _structure_lead,
     Campaign: _structure_campaign,
 }
 for _cls, _hook in _hooks.items():
-    converter.register_structure_hook(_cls, _hook)
-converter.register_unstructure_hook(Lead, Lead.to_wire)
-converter.register_unstructure_hook(Campaign, Campaign.to_wire)
-converter.register_unstructure_hook(SequenceStep, SequenceStep.to_wire)
+    _converter.register_structure_hook(_cls, _hook)
+_converter.register_unstructure_hook(Lead, Lead.to_wire)
+_converter.register_unstructure_hook(Campaign, Campaign.to_wire)
+_converter.register_unstructure_hook(SequenceStep, SequenceStep.to_wire)
 
 
 def structure(data: Any, cls: type[T]) -> T:
-    """Read ``data`` (parsed JSON) as ``cls`` with the one converter."""
-    return converter.structure(data, cls)
+    """Read ``data`` (parsed JSON) as ``cls`` with the one _converter."""
+    return _converter.structure(data, cls)
 
 
 def encode_request(campaign_wire: bytes, leads_wire: list[Any]) -> bytes:

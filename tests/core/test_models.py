@@ -14,8 +14,8 @@ from upscale_async import (
     RetrievedMessages,
     SequenceStep,
     Tone,
-    converter,
 )
+from upscale_async._wire import _converter as converter
 from upscale_async._wire import encode_request, structure_retrieved
 
 from .conftest import s0_body, s0_campaign, s0_leads

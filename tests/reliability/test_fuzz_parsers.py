@@ -14,8 +14,8 @@ from upscale_async import (
     ResponseValidationError,
     RetrievedMessages,
     WebhookPayloadError,
-    converter,
 )
+from upscale_async._wire import _converter as converter
 from upscale_async._wire import structure_retrieved, structure_sequences
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from upscale_async import Campaign, Lead, ValidationError, converter
+from upscale_async import Campaign, Lead, ValidationError
 from upscale_async._spec.validation import check_campaign, split_messages, validate_generation_body
+from upscale_async._wire import _converter as converter
 
 from ..core.conftest import s0_body
 

@@ -38,6 +38,7 @@ from .._errors import (
     ValidationError,
 )
 from .._models import RetrievedMessages, SequenceStep
+from .._spec.contract import SEQUENCE_FILTER_DEFAULT, SEQUENCE_FILTERS
 from .._version import __version__
 from ..webhooks._receiver import DEFAULT_WEBHOOK_PATH
 from ._files import InputError, read_campaign
@@ -187,13 +188,12 @@ def _parser() -> argparse.ArgumentParser:
     ret.add_argument("secure_request_id", metavar="ID")
 
     seq = commands.add_parser("sequences", help="print Upscale's sequence templates as JSON")
-    seq.add_argument("--sequence-length", choices=("short", "medium", "long", "default"))
-    seq.add_argument(
-        "--campaign-objective",
-        choices=("brand_awareness", "event_attendance", "meeting", "default"),
-    )
-    seq.add_argument("--cadence-profile", choices=("rapid", "normal", "long_term", "default"))
-    seq.add_argument("--saturated-markets", choices=("true", "false", "default"))
+    for name, (allowed, default) in SEQUENCE_FILTERS.items():
+        seq.add_argument(
+            "--" + name.replace("_", "-"),
+            choices=(*allowed, SEQUENCE_FILTER_DEFAULT),
+            help=f"filter on {name} (the server assumes {default!r} when omitted)",
+        )
 
     commands.add_parser("account", help="print the account's status and credits as JSON")
 

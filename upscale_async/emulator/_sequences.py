@@ -6,15 +6,12 @@ import itertools
 from collections.abc import Mapping
 from typing import Any, Final
 
+from .._spec.contract import SEQUENCE_FILTERS
+
 __all__ = ["SEQUENCES", "filter_sequences"]
 
-#: The four filters, their allowed values and their defaults (§5.1).
-FILTERS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
-    "sequence_length": (("short", "medium", "long"), "medium"),
-    "campaign_objective": (("brand_awareness", "event_attendance", "meeting"), "meeting"),
-    "cadence_profile": (("rapid", "normal", "long_term"), "normal"),
-    "saturated_markets": (("true", "false"), "false"),
-}
+#: The four filters, their allowed values and their defaults (§5.1): one copy, in the contract.
+FILTERS: Final = SEQUENCE_FILTERS
 
 _STEPS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
     "short": {
