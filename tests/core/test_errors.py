@@ -1,4 +1,4 @@
-"""Every documented error body (upscale-api.md §6) maps to the right exception and messages."""
+"""Every documented error body (docs/contract.md §6) maps to the right exception and messages."""
 
 from __future__ import annotations
 

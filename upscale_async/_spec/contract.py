@@ -1,6 +1,6 @@
 """The Upscale API contract as constants: paths, field names, message types and documented strings.
 
-Everything here is copied from ``shared/docs/upscale-api.md`` (the contract both the SDK and the
+Everything here is copied from ``docs/contract.md`` (the contract both the SDK and the
 emulator follow). Keeping it in one module means the client, the validator and the emulator can
 never disagree about a field name or an error string.
 """
