@@ -15,7 +15,6 @@ import gc
 import resource
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,33 +22,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from upscale_async import Campaign, MessageType, UpscaleClient
-
-
-def campaign() -> Campaign:
-    return Campaign(
-        completion_notification_url="http://127.0.0.1:9/hook",
-        automation_tool_customer_id="customer_bench",
-        automation_tool_campaign_id="campaign_bench",
-        automation_tool_campaign_name="Benchmark campaign",
-        proposition_company_name="Acme Corporation",
-        proposition_company_url="https://www.acmecorp.com",
-        message_sequence=[MessageType.CONNECTION_REQUEST, MessageType.FIRST_FOLLOW_UP],
-        tone_preference="normal",
-    )
-
-
-def leads(n: int) -> Iterator[dict[str, Any]]:
-    for i in range(n):
-        yield {
-            "automation_tool_lead_id": f"lead-{i:08d}",
-            "lead_linkedin": f"https://www.linkedin.com/in/person-{i}",
-            "lead_company": f"Company {i} Ltd",
-            "first_name": f"First{i % 1000}",
-            "last_name": f"Last{i % 997}",
-            "lead_company_website_url": f"https://www.company-{i}.example",
-            "lead_specified_url": None,
-        }
+from upscale_async import UpscaleClient
+from upscale_async.testing import iter_sample_leads, make_campaign
 
 
 def max_rss_kib() -> int:
@@ -71,12 +45,14 @@ def vm_hwm_kib() -> int | None:
 async def run(n: int, base_url: str, chunk_size: int, concurrency: int) -> dict[str, Any]:
     async with UpscaleClient("bench-key", base_url=base_url) as client:
         # One small request first, so the session and the code paths exist in the baseline.
-        await client.submit_batch(campaign(), leads(chunk_size), chunk_size=chunk_size)
+        await client.submit_batch(
+            make_campaign(), iter_sample_leads(chunk_size), chunk_size=chunk_size
+        )
         gc.collect()
         baseline = max_rss_kib()
         started = time.perf_counter()
         batch = await client.submit_batch(
-            campaign(), leads(n), chunk_size=chunk_size, concurrency=concurrency
+            make_campaign(), iter_sample_leads(n), chunk_size=chunk_size, concurrency=concurrency
         )
         elapsed = time.perf_counter() - started
         peak = max_rss_kib()

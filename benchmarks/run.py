@@ -69,6 +69,7 @@ import upscale_async  # noqa: E402
 from upscale_async import Campaign, Lead, MessageType, PollPolicy, UpscaleClient  # noqa: E402
 from upscale_async._spec.validation import check_lead  # noqa: E402
 from upscale_async._wire import encode_request, structure_retrieved  # noqa: E402
+from upscale_async.testing import iter_sample_leads, make_campaign, sample_leads  # noqa: E402
 
 SECTIONS = ("submit", "cpu", "memory", "webhooks", "e2e")
 API_KEY = "bench-key"
@@ -86,34 +87,8 @@ Json = dict[str, Any]
 # -- shared data -------------------------------------------------------------------------------
 
 
-def make_campaign(url: str = "http://127.0.0.1:9/hook") -> Campaign:
-    return Campaign(
-        completion_notification_url=url,
-        automation_tool_customer_id="customer_bench",
-        automation_tool_campaign_id="campaign_bench",
-        automation_tool_campaign_name="Benchmark campaign",
-        proposition_company_name="Acme Corporation",
-        proposition_company_url="https://www.acmecorp.com",
-        message_sequence=list(TYPES),
-        tone_preference="normal",
-        signoff_name="Sarah",
-    )
-
-
-def lead_dict(i: int, prefix: str = "lead") -> dict[str, Any]:
-    return {
-        "automation_tool_lead_id": f"{prefix}-{i:08d}",
-        "lead_linkedin": f"https://www.linkedin.com/in/person-{i}",
-        "lead_company": f"Company {i} Ltd",
-        "first_name": f"First{i % 1000}",
-        "last_name": f"Last{i % 997}",
-        "lead_company_website_url": f"https://www.company-{i}.example",
-        "lead_specified_url": None,
-    }
-
-
-def lead_dicts(n: int, prefix: str = "lead") -> list[dict[str, Any]]:
-    return [lead_dict(i, prefix) for i in range(n)]
+def bench_campaign(url: str = "http://127.0.0.1:9/hook") -> Campaign:
+    return make_campaign(completion_notification_url=url, message_types=TYPES)
 
 
 def leads_from(dicts: Sequence[dict[str, Any]]) -> list[Lead]:
@@ -129,11 +104,6 @@ def leads_from(dicts: Sequence[dict[str, Any]]) -> list[Lead]:
         )
         for d in dicts
     ]
-
-
-def gen_leads(n: int, prefix: str) -> Iterator[dict[str, Any]]:
-    for i in range(n):
-        yield lead_dict(i, prefix)
 
 
 def median(values: Sequence[float]) -> float:
@@ -212,7 +182,7 @@ class SubmitBench:
     def __init__(self, port: int, pool_dicts: list[dict[str, Any]], slow_seconds: float) -> None:
         self.base_url = f"http://127.0.0.1:{port}/api/v2"
         self.url = self.base_url + "/messages/request_message_generation"
-        self.campaign = make_campaign()
+        self.campaign = bench_campaign()
         self.campaign_wire = self.campaign.to_wire()
         self.campaign_bytes = orjson.dumps(self.campaign_wire)
         self.dicts = pool_dicts
@@ -345,7 +315,7 @@ def section_submit(quick: bool) -> Json:
     )
     process, port = start_sink()
     try:
-        bench = SubmitBench(port, lead_dicts(pool_size), slow_seconds)
+        bench = SubmitBench(port, sample_leads(pool_size), slow_seconds)
         results: list[Json] = []
         print(_submit_header(), flush=True)
         for chunk, concurrency in cells:
@@ -508,9 +478,9 @@ def retrieve_body(n_leads: int, types: Sequence[str]) -> bytes:
 def section_cpu(quick: bool) -> Json:
     repeats = 5 if quick else 7
     min_time = 0.05 if quick else 0.2
-    campaign = make_campaign()
+    campaign = bench_campaign()
     campaign_bytes = orjson.dumps(campaign.to_wire())
-    dicts = lead_dicts(100)
+    dicts = sample_leads(100)
     leads = leads_from(dicts)
 
     def plain_orjson() -> bytes:
@@ -829,10 +799,13 @@ async def _end_to_end(info: Json, mode: str, n_leads: int, timeout: float) -> Js
         client = await stack.enter_async_context(
             UpscaleClient(info["api_key"], base_url=info["base_url"])
         )
-        campaign = make_campaign(url)
+        campaign = bench_campaign(url)
         started = time.perf_counter()
         batch = await client.submit_batch(
-            campaign, gen_leads(n_leads, f"e2e-{mode}"), chunk_size=100, concurrency=16
+            campaign,
+            iter_sample_leads(n_leads, prefix=f"e2e-{mode}"),
+            chunk_size=100,
+            concurrency=16,
         )
         submitted = time.perf_counter()
         results = await client.await_completion(batch, hub=hub, poll=poll, timeout=timeout)

@@ -21,7 +21,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from upscale_async import Campaign, Lead, MessageType, PollPolicy, UpscaleClient
+from upscale_async import MessageType, PollPolicy, UpscaleClient
+from upscale_async.testing import make_campaign, make_leads
 from upscale_async.webhooks import (
     CompletionHub,
     StandardWebhooksVerifier,
@@ -74,22 +75,12 @@ async def main(api_key: str | None, base_url: str | None, public_url: str | None
                 await asyncio.sleep(0.01)
             url = public_url or f"http://127.0.0.1:{port}/upscale/webhook"
             print(f"FastAPI route receiving webhooks at {url}")
-            campaign = Campaign(
+            campaign = make_campaign(
                 completion_notification_url=url,
-                automation_tool_customer_id="customer_12345",
                 automation_tool_campaign_id="campaign_fastapi",
-                automation_tool_campaign_name="FastAPI example",
-                proposition_company_name="Acme Corporation",
-                proposition_company_url="https://www.acmecorp.com",
-                message_sequence=[MessageType.CONNECTION_REQUEST],
+                message_types=[MessageType.CONNECTION_REQUEST],
             )
-            lead = Lead(
-                automation_tool_lead_id="lead_fastapi_1",
-                lead_linkedin="https://www.linkedin.com/in/john-doe",
-                lead_company="Tech Solutions Inc",
-                first_name="John",
-                last_name="Doe",
-            )
+            [lead] = make_leads(1)
             async with UpscaleClient(api_key, base_url=base_url) as client:
                 accepted = await client.request_message_generation(campaign, [lead])
                 [result] = await client.await_completion(

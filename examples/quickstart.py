@@ -13,36 +13,18 @@ import asyncio
 import os
 from contextlib import AsyncExitStack
 
-from upscale_async import Campaign, Lead, MessageType, PollPolicy, Tone, UpscaleClient
+from upscale_async import PollPolicy, UpscaleClient
+from upscale_async.testing import make_campaign, make_leads
 
-CAMPAIGN = Campaign(
+# Sample data (upscale_async.testing): the API documentation's example campaign, as a Campaign
+# (build your own with Campaign(...) and the same keyword arguments), and two Leads; the second
+# one's id ends in _nowebpresence, so the emulator, like Upscale, cannot personalise it.
+CAMPAIGN = make_campaign(
     completion_notification_url="https://hooks.example.com/upscale/webhook",
-    automation_tool_customer_id="customer_12345",
     automation_tool_campaign_id="campaign_quickstart",
     automation_tool_campaign_name="Quickstart",
-    proposition_company_name="Acme Corporation",
-    proposition_company_url="https://www.acmecorp.com",
-    message_sequence=[MessageType.CONNECTION_REQUEST, MessageType.FIRST_FOLLOW_UP],
-    tone_preference=Tone.FORMAL,
-    signoff_name="Sarah",
 )
-LEADS = [
-    Lead(
-        automation_tool_lead_id="lead_001",
-        lead_linkedin="https://www.linkedin.com/in/john-doe",
-        lead_company="Tech Solutions Inc",
-        first_name="John",
-        last_name="Doe",
-        lead_company_website_url="https://www.techsolutions.example.com",
-    ),
-    Lead(
-        automation_tool_lead_id="lead_002_nowebpresence",  # the emulator cannot personalise it
-        lead_linkedin="https://www.linkedin.com/in/jane-smith",
-        lead_company="Digital Innovations LLC",
-        first_name="Jane",
-        last_name="Smith",
-    ),
-]
+LEADS = make_leads(2, start=1, digits=3, no_web_presence_every=2)
 
 
 async def main(api_key: str | None, base_url: str | None) -> None:

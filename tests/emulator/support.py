@@ -9,9 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
+from upscale_async.testing import sample_campaign, sample_lead, sample_leads
+
 KEY = "emulator-test-key"
 REVOKED = "emulator-revoked-key"
-TYPES = ("connection_request", "first_follow_up")
 #: A completion URL nothing listens on (webhooks are off in most tests anyway).
 NOWHERE = "http://127.0.0.1:9/hook"
 GENERATE = "/messages/request_message_generation"
@@ -19,42 +20,27 @@ RETRIEVE = "/messages/retrieve_messages"
 ID_PARAM = "request_message_generation_secure_request_id"
 
 
-def lead(lead_id: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "automation_tool_lead_id": lead_id,
-        "lead_linkedin": f"https://linkedin.com/in/{lead_id}",
-        "lead_company": f"Company {lead_id}",
-        "first_name": f"First{lead_id}",
-        "last_name": "Last",
-        "lead_company_website_url": None,
-        "lead_specified_url": None,
-        **extra,
-    }
-
-
 def make_body(
     n: int = 2,
     *,
-    types: Sequence[str] = TYPES,
+    types: Sequence[str] | None = None,
     prefix: str = "lead",
     lead_ids: Iterable[str] | None = None,
     url: str = NOWHERE,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A valid generation body (object-style sequence) with ``n`` leads."""
-    ids = list(lead_ids) if lead_ids is not None else [f"{prefix}_{i:03d}" for i in range(n)]
-    body: dict[str, Any] = {
-        "completion_notification_url": url,
-        "automation_tool_customer_id": "customer_1",
-        "automation_tool_campaign_id": "campaign_1",
-        "automation_tool_campaign_name": "Campaign one",
-        "proposition_company_name": "Acme Corporation",
-        "proposition_company_url": "https://www.acmecorp.com",
-        "message_sequence": [
-            {"step": step, "messageType": kind} for step, kind in enumerate(types, 1)
-        ],
-        "lead_data": [lead(lead_id) for lead_id in ids],
-    }
+    """A valid generation body (the sample campaign) with ``n`` leads ``f"{prefix}_{i:03d}"``.
+
+    ``types`` sets the sequence (default: connection request, first follow-up), ``lead_ids``
+    names the leads instead, and ``extra`` replaces or adds top-level keys.
+    """
+    body = sample_campaign(completion_notification_url=url, message_types=types)
+    if lead_ids is not None:
+        body["lead_data"] = [
+            sample_lead(i, automation_tool_lead_id=x) for i, x in enumerate(lead_ids)
+        ]
+    else:
+        body["lead_data"] = sample_leads(n, prefix=prefix, digits=3)
     body.update(extra)
     return body
 

@@ -96,7 +96,8 @@ async def test_post_without_content_type(emu: Emulator, session: aiohttp.ClientS
 
 async def test_retrieve_shape_and_echo(emu: Emulator, session: aiohttp.ClientSession) -> None:
     """A complete retrieve has the §3.3 fields and echoes the sequence as type strings."""
-    request_id = await submit(session, emu, make_body(2, signoff_name="Sarah"))
+    request = make_body(2, signoff_name="Sarah")
+    request_id = await submit(session, emu, request)
     status, body = await retrieve(session, emu, request_id)
     assert status == 200
     meta = body["metadata"]
@@ -107,17 +108,18 @@ async def test_retrieve_shape_and_echo(emu: Emulator, session: aiohttp.ClientSes
     assert meta["failed_messages_reason"] is None
     assert meta["generation_status"] == "complete"
     assert meta["status_message"]
-    assert body["account"] == {"automation_tool_customer_id": "customer_1"}
+    assert body["account"] == {"automation_tool_customer_id": "customer_12345"}
     campaign = body["campaign"]
-    assert campaign["automation_tool_campaign_id"] == "campaign_1"
+    assert campaign["automation_tool_campaign_id"] == "campaign_67890"
     assert campaign["message_sequence"] == ["connection_request", "first_follow_up"]
     first = campaign["leads_data"][0]
+    sent = request["lead_data"][0]
     assert first["external_prospect_id"] == "lead_000"
-    assert first["linkedin"] == "https://linkedin.com/in/lead_000"
+    assert first["linkedin"] == sent["lead_linkedin"]
     assert first["share_material_message"] is None
     assert first["hiring_activity_message"] is None
     assert first["stage_ambition_message"] is None
-    assert "Firstlead_000" in first["outreach_message"]
+    assert sent["first_name"] in first["outreach_message"]
     assert first["first_follow_up_message"].endswith("Sarah")
 
 
@@ -132,11 +134,12 @@ async def test_string_sequence_accepted(emu: Emulator, session: aiohttp.ClientSe
 
 async def test_texts_are_personalised(emu: Emulator, session: aiohttp.ClientSession) -> None:
     """Texts use name, company, proposition, tone, and {{yourName}} without a signoff_name."""
-    request_id = await submit(session, emu, make_body(1, tone_preference="formal"))
-    _, body = await retrieve(session, emu, request_id)
+    request = make_body(1, tone_preference="formal", signoff_name=None)
+    _, body = await retrieve(session, emu, await submit(session, emu, request))
     text = body["campaign"]["leads_data"][0]["outreach_message"]
-    assert text.startswith("Dear Firstlead_000")
-    assert "Company lead_000" in text
+    sent = request["lead_data"][0]
+    assert text.startswith(f"Dear {sent['first_name']}")
+    assert sent["lead_company"] in text
     assert "Acme Corporation" in text
     assert text.endswith("{{yourName}}")
 
