@@ -1,12 +1,21 @@
-"""upscale_async: the async-first Python SDK for the Upscale API."""
+"""upscale_async: the async-first Python SDK for the Upscale API.
+
+Layout (``docs/architecture.md`` has the whole picture): ``_spec/`` is the contract the SDK and
+the emulator share; the private core modules beside this file are the client (``_client``,
+``_api``, ``_transport``, ``_retry``), batches (``_batch``, ``_results``, ``_journal``) and
+completion (``_completion``); ``webhooks/``, ``testing/``, ``cli/`` and ``emulator/`` are the
+other products, each a package of its own. This module only re-exports.
+"""
 
 from ._client import UpscaleClient
-from ._completion import LeadOutcome
+from ._completion import LeadOutcome, Outcomes
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_CHUNK_SIZE,
     DEFAULT_CONCURRENCY,
+    DEFAULT_RETRY_TIMEOUT,
     DEFAULT_TIMEOUT,
+    BatchPolicy,
     PollPolicy,
     RetryPolicy,
     Routes,
@@ -52,6 +61,7 @@ from ._results import (
     BatchSubmission,
     FailedChunk,
     RejectedLead,
+    StopReason,
 )
 from ._spec.contract import MessageType, Tone
 from ._version import __version__
@@ -64,6 +74,7 @@ __all__ = [
     "BadRequestError",
     "BatchInterruptedError",
     "BatchJournal",
+    "BatchPolicy",
     "BatchProgress",
     "BatchSubmission",
     "Campaign",
@@ -74,6 +85,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_CONCURRENCY",
+    "DEFAULT_RETRY_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "FailedChunk",
     "GenerationAccepted",
@@ -83,6 +95,7 @@ __all__ = [
     "LeadOutcome",
     "MessageType",
     "NotFoundError",
+    "Outcomes",
     "PollPolicy",
     "RateLimitError",
     "RejectedLead",
@@ -93,9 +106,10 @@ __all__ = [
     "RetrievedMessages",
     "RetryPolicy",
     "Routes",
-    "SequenceTemplate",
     "SequenceStep",
+    "SequenceTemplate",
     "ServerError",
+    "StopReason",
     "Tone",
     "TransportError",
     "UnprocessableEntityError",

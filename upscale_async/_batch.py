@@ -11,17 +11,17 @@ import contextlib
 import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import Any, Final
 
 import anyio
-import orjson
 
+from ._api import Api
+from ._config import BatchPolicy
 from ._errors import (
     APIError,
     AuthenticationError,
     BatchInterruptedError,
     InsufficientCreditsError,
-    ValidationError,
 )
 from ._models import Campaign, Lead
 from ._results import (
@@ -30,20 +30,15 @@ from ._results import (
     BatchSubmission,
     FailedChunk,
     RejectedLead,
+    StopReason,
 )
 from ._spec.validation import check_lead, plain_leads
 
-if TYPE_CHECKING:
-    from ._client import UpscaleClient
-
 __all__ = ["LeadSource", "ProgressCallback", "submit_batch"]
 
-_RESUMABLE_STOPS = (
-    "insufficient_credits",
-    "authentication",
-    "service_unavailable",
-    "callback_error",
-)
+# After these stops the rest of the source is still read, checked and handed back as
+# not submitted (a failing source cannot be read further).
+_RESUMABLE_STOPS: Final = frozenset(StopReason) - {StopReason.SOURCE_ERROR, StopReason.CANCELLED}
 _NO_LOCK = contextlib.nullcontext()
 
 ProgressCallback = Callable[[BatchProgress], Awaitable[None] | None]
@@ -102,30 +97,30 @@ async def _call(callback: Callable[[Any], Awaitable[None] | None] | None, arg: A
 
 
 class _Batch:
+    """One running batch: its workers, its accounting, and why it stopped (if it did)."""
+
     def __init__(
         self,
-        client: UpscaleClient,
+        api: Api,
         campaign_bytes: bytes,
         source: _Source,
         *,
-        chunk_size: int,
-        concurrency: int,
+        policy: BatchPolicy,
         on_progress: ProgressCallback | None,
         on_accepted: AcceptedCallback | None,
         on_rejected: RejectedCallback | None,
         result: BatchSubmission,
-        max_consecutive_failures: int | None,
     ) -> None:
-        self.client = client
+        self.api = api
         self.campaign_bytes = campaign_bytes
         self.source = source
-        self.chunk_size = chunk_size
-        self.concurrency = concurrency
+        self.chunk_size = policy.chunk_size
+        self.concurrency = policy.concurrency
+        self.max_consecutive_failures = policy.max_consecutive_failures
         self.on_progress = on_progress
         self.on_accepted = on_accepted
         self.on_rejected = on_rejected
         self.result = result
-        self.max_consecutive_failures = max_consecutive_failures
         self.consecutive_failures = 0
         self.seen: set[str] = set()
         self.index = 0
@@ -134,10 +129,9 @@ class _Batch:
         self.errors = 0
         self.accepted_leads = 0
         self.failed_leads = 0
-        self.stop: str | None = None
-        self.auth_error: AuthenticationError | None = None
-        self.source_error: Exception | None = None
-        self.callback_error: Exception | None = None
+        self.stop: StopReason | None = None
+        # The error that stopped the batch, chained to the BatchInterruptedError.
+        self.cause: BaseException | None = None
         self.unsent: list[tuple[int, list[Any]]] = []
         # Only an async source can interleave two workers' pulls; a lock costs two event
         # loop iterations per chunk, so a sync source goes without.
@@ -215,9 +209,18 @@ class _Batch:
         try:
             await _call(callback, arg)
         except Exception as exc:
-            if self.callback_error is None:
-                self.callback_error = exc
-            self.stop = self.stop or "callback_error"
+            self.stopping(StopReason.CALLBACK_ERROR, exc)
+
+    def stopping(self, reason: StopReason, cause: BaseException) -> None:
+        """Stop the batch for ``reason``: the first reason (and its cause) wins.
+
+        A 401 after a 402 wins over it: a refused key must be fixed before credits matter.
+        """
+        if self.stop is None or (
+            reason is StopReason.AUTHENTICATION and self.stop is StopReason.INSUFFICIENT_CREDITS
+        ):
+            self.stop = reason
+            self.cause = cause
 
     @staticmethod
     def problems(data: Any, index: int) -> list[tuple[str, str]]:
@@ -241,7 +244,7 @@ class _Batch:
                 try:
                     rest = await self.source.take(max(self.chunk_size, 1000))
                 except Exception as exc:
-                    self.source_error = exc
+                    self.stop, self.cause = StopReason.SOURCE_ERROR, exc
                     break
                 if not rest:
                     break
@@ -260,8 +263,7 @@ class _Batch:
                 try:
                     raw = await self.source.take(self.chunk_size)
                 except Exception as exc:
-                    self.source_error = exc
-                    self.stop = "source_error"
+                    self.stop, self.cause = StopReason.SOURCE_ERROR, exc
                     return
                 if not raw:
                     self.exhausted = True
@@ -283,14 +285,12 @@ class _Batch:
         start: int,
     ) -> None:
         try:
-            accepted = await self.client.post_generation(self.campaign_bytes, wire)
-        except InsufficientCreditsError:
-            self.stop = self.stop or "insufficient_credits"
+            accepted = await self.api.post_generation(self.campaign_bytes, wire)
+        except InsufficientCreditsError as exc:
+            self.stopping(StopReason.INSUFFICIENT_CREDITS, exc)
             self.unsent.append((start, originals))
         except AuthenticationError as exc:
-            if self.stop in (None, "insufficient_credits"):
-                self.stop = "authentication"
-                self.auth_error = exc
+            self.stopping(StopReason.AUTHENTICATION, exc)
             self.unsent.append((start, originals))
         except anyio.get_cancelled_exc_class():
             self.result.failed.append(
@@ -317,10 +317,10 @@ class _Batch:
                 self.max_consecutive_failures is not None
                 and self.consecutive_failures >= self.max_consecutive_failures
             )
-            if limit_reached and self.stop is None:
+            if limit_reached:
                 # A breaker: the service looks down, so stop instead of hammering it; what is
                 # left is handed back as not submitted, to resume later.
-                self.stop = "service_unavailable"
+                self.stopping(StopReason.SERVICE_UNAVAILABLE, exc)
         else:
             self.consecutive_failures = 0
             request = AcceptedRequest(accepted.secure_request_id, tuple(ids), start)
@@ -334,6 +334,7 @@ class _Batch:
             await self.notify(self.on_progress, self.progress())
 
     def finish(self) -> None:
+        """Put the result in input order and record why the batch stopped."""
         self.unsent.sort(key=lambda item: item[0])
         for _, leads in self.unsent:
             self.result.not_submitted.extend(leads)
@@ -341,63 +342,64 @@ class _Batch:
         self.result.stopped_by = self.stop
         self.result.sort()
 
+    def interrupted(self) -> BatchInterruptedError:
+        """The one error for a batch that stopped early, saying why and what to do."""
+        assert self.stop is not None
+        assert self.cause is not None
+        r = self.result
+        cause = f"{type(self.cause).__name__}: {self.cause}"
+        what = {
+            StopReason.INSUFFICIENT_CREDITS: "the account ran out of credits (402)",
+            StopReason.AUTHENTICATION: "the API key was refused (401)",
+            StopReason.SERVICE_UNAVAILABLE: (
+                f"{self.consecutive_failures} chunks in a row failed after retries, so the "
+                "service looks down"
+            ),
+            StopReason.SOURCE_ERROR: "the lead source raised",
+            StopReason.CALLBACK_ERROR: "a callback raised",
+        }.get(self.stop, str(self.stop))
+        return BatchInterruptedError(
+            f"the batch stopped early after {self.index} leads: {what} ({cause}); "
+            f"{r.accepted_count} accepted, {r.rejected_count} rejected, {r.failed_count} "
+            f"failed, {r.not_submitted_count} not submitted: `partial` has every lead, and "
+            "its not_submitted leads can be resubmitted once the cause is fixed",
+            partial=r,
+            reason=self.stop,
+        )
+
 
 async def submit_batch(
-    client: UpscaleClient,
+    api: Api,
     campaign: Campaign | Mapping[str, Any],
     leads: LeadSource,
     *,
-    chunk_size: int,
-    concurrency: int,
+    policy: BatchPolicy,
     on_progress: ProgressCallback | None = None,
     on_accepted: AcceptedCallback | None = None,
     on_rejected: RejectedCallback | None = None,
     into: BatchSubmission | None = None,
-    max_consecutive_failures: int | None = 3,
 ) -> BatchSubmission:
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, got {chunk_size!r}")
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
-    campaign_wire = client.campaign_wire(campaign)
-    problems = client.check_campaign(campaign_wire)
-    if problems:
-        raise ValidationError(problems)
+    """Run one batch (see ``UpscaleClient.submit_batch``); BatchInterruptedError on early stop."""
+    _, campaign_bytes = api.encode_campaign(campaign)
     result = into if into is not None else BatchSubmission()
     batch = _Batch(
-        client,
-        orjson.dumps(campaign_wire),
+        api,
+        campaign_bytes,
         _Source(leads),
-        chunk_size=chunk_size,
-        concurrency=concurrency,
+        policy=policy,
         on_progress=on_progress,
         on_accepted=on_accepted,
         on_rejected=on_rejected,
         result=result,
-        max_consecutive_failures=max_consecutive_failures,
     )
     try:
         await batch.run()
-    except anyio.get_cancelled_exc_class() as exc:
+    except anyio.get_cancelled_exc_class():
+        # Cancellation propagates untouched; ``into=`` keeps what was done before it.
+        batch.stop = batch.stop or StopReason.CANCELLED
         batch.finish()
-        exc.partial = result  # type: ignore[attr-defined]
         raise
     batch.finish()
-    if batch.source_error is not None:
-        error = batch.source_error
-        raise BatchInterruptedError(
-            f"the lead source raised {type(error).__name__}: {error} after {batch.index} "
-            "leads; `partial` holds what was accepted before",
-            partial=result,
-        ) from error
-    if batch.callback_error is not None:
-        error = batch.callback_error
-        raise BatchInterruptedError(
-            f"a callback raised {type(error).__name__}: {error}; the batch stopped after "
-            f"{batch.index} leads and `partial` holds what was accepted",
-            partial=result,
-        ) from error
-    if batch.auth_error is not None:
-        batch.auth_error.partial = result
-        raise batch.auth_error
+    if batch.stop is not None:
+        raise batch.interrupted() from batch.cause
     return result

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, NoReturn, Self
 
 import aiohttp
+import attrs
 import orjson
 
+from ._api import Api, Settings
 from ._batch import (
     AcceptedCallback,
     LeadSource,
@@ -18,15 +21,14 @@ from ._batch import (
     RejectedCallback,
     submit_batch,
 )
-from ._completion import CompletionWaiter, LeadOutcome, await_completion, generate
+from ._completion import CompletionWaiter, Outcomes, await_completion, open_generate
 from ._config import (
     DEFAULT_BASE_URL,
-    DEFAULT_CHUNK_SIZE,
-    DEFAULT_CONCURRENCY,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_TIMEOUT,
     ENV_API_KEY,
     ENV_BASE_URL,
+    BatchPolicy,
     PollPolicy,
     RetryPolicy,
     Routes,
@@ -39,20 +41,23 @@ from ._models import (
     Lead,
     RetrievedMessages,
     SequenceTemplate,
+    lead_wire,
 )
 from ._results import BatchSubmission
-from ._spec.contract import RETRIEVE_ID_PARAM, SEQUENCE_FILTER_DEFAULT, SEQUENCE_FILTERS
-from ._spec.validation import Problem, check_campaign, check_leads, required
+from ._spec.contract import SEQUENCE_FILTER_DEFAULT, SEQUENCE_FILTERS
+from ._spec.validation import Problem, check_leads
 from ._transport import Transport
-from ._wire import encode_request, structure, structure_retrieved, structure_sequences
+from ._wire import structure, structure_sequences
 
 __all__ = ["UpscaleClient"]
 
 _HTTP_BASE: Final = re.compile(r"https?://[^\s/?#]+[^\s?#]*\Z", re.IGNORECASE)
+_UNSET: Any = object()
 
 
-def _lead_wire(lead: Lead | Mapping[str, Any]) -> Any:
-    return lead.to_wire() if isinstance(lead, Lead) else lead
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
 
 
 class UpscaleClient:
@@ -61,6 +66,11 @@ class UpscaleClient:
     ``api_key`` defaults to the ``UPSCALE_API_KEY`` environment variable and ``base_url`` to
     ``UPSCALE_BASE_URL`` (else the real service). Use it as an async context manager, or call
     :meth:`aclose`. A session passed as ``session=`` is borrowed and never closed.
+
+    The configuration is frozen: :meth:`with_options` returns a client configured otherwise
+    that shares this one's session (``client.retry = ...`` raises rather than doing nothing).
+    ``poll`` and ``batch`` are the defaults of :meth:`await_completion`, :meth:`generate`
+    and :meth:`submit_batch`.
 
     Example::
 
@@ -71,6 +81,10 @@ class UpscaleClient:
     aiohttp runs on asyncio only; anyio is used for structured concurrency on top of it.
     """
 
+    __slots__ = ("_api", "_owns_transport")
+    _api: Api
+    _owns_transport: bool
+
     def __init__(
         self,
         api_key: str | None = None,
@@ -79,6 +93,8 @@ class UpscaleClient:
         routes: Routes | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+        batch: BatchPolicy | None = None,
         session: aiohttp.ClientSession | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         allow_unknown_message_types: bool = False,
@@ -95,26 +111,102 @@ class UpscaleClient:
             raise ConfigurationError(
                 f"{source} must be an http(s) URL such as {DEFAULT_BASE_URL!r}, got {url!r}"
             )
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
-        self.routes = routes or Routes.newest()
-        self.retry = retry or RetryPolicy()
-        self.allow_unknown_message_types = allow_unknown_message_types
-        self._transport = Transport(
-            base_url=url,
-            api_key=key,
+        _check_timeout(timeout)
+        settings = Settings(
+            routes=routes or Routes.newest(),
             timeout=timeout,
-            retry=self.retry,
-            session=session,
-            max_connections=max_connections,
+            retry=retry or RetryPolicy(),
+            poll=poll or PollPolicy(),
+            batch=batch or BatchPolicy(),
+            allow_unknown_message_types=allow_unknown_message_types,
+        )
+        transport = Transport(
+            base_url=url, api_key=key, session=session, max_connections=max_connections
+        )
+        object.__setattr__(self, "_api", Api(transport, settings))
+        object.__setattr__(self, "_owns_transport", True)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(
+            f"UpscaleClient is frozen: {name!r} cannot be set; use "
+            f"client.with_options({name}=...) for a client configured otherwise"
         )
 
     def __repr__(self) -> str:
-        return f"<UpscaleClient base_url={self._transport.base_url!r}>"
+        return f"<UpscaleClient base_url={self.base_url!r}>"
+
+    def with_options(
+        self,
+        *,
+        routes: Routes | None = None,
+        timeout: float | None = _UNSET,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+        batch: BatchPolicy | None = None,
+        allow_unknown_message_types: bool | None = None,
+    ) -> UpscaleClient:
+        """A client with some options changed that shares this client's session.
+
+        Use it per call or per block: ``await client.with_options(timeout=5).get_account()``.
+        The view is not separately closable: closing it does nothing, and it stops working
+        when this client is closed.
+        """
+        changes: dict[str, Any] = {
+            "routes": routes,
+            "retry": retry,
+            "poll": poll,
+            "batch": batch,
+            "allow_unknown_message_types": allow_unknown_message_types,
+        }
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if timeout is not _UNSET:
+            _check_timeout(timeout)
+            changes["timeout"] = timeout
+        view = object.__new__(UpscaleClient)
+        api = Api(self._api.transport, attrs.evolve(self._api.settings, **changes))
+        object.__setattr__(view, "_api", api)
+        object.__setattr__(view, "_owns_transport", False)
+        return view
 
     @property
     def base_url(self) -> str:
-        return self._transport.base_url
+        """The base URL every endpoint path is joined to."""
+        return self._api.transport.base_url
+
+    @property
+    def routes(self) -> Routes:
+        """The endpoint paths and wire shapes in use (:meth:`Routes.newest` by default)."""
+        return self._api.settings.routes
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds one attempt of one request may take (None: no limit)."""
+        return self._api.settings.timeout
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """How requests are retried, and the overall deadline of one call."""
+        return self._api.settings.retry
+
+    @property
+    def poll(self) -> PollPolicy:
+        """The default polling of :meth:`await_completion` and :meth:`generate`."""
+        return self._api.settings.poll
+
+    @property
+    def batch(self) -> BatchPolicy:
+        """The default chunking of :meth:`submit_batch` and :meth:`generate`."""
+        return self._api.settings.batch
+
+    @property
+    def allow_unknown_message_types(self) -> bool:
+        """Whether message types outside the documented five pass validation."""
+        return self._api.settings.allow_unknown_message_types
+
+    @property
+    def closed(self) -> bool:
+        """True once the client (or the client this view came from) was closed."""
+        return self._api.transport.closed
 
     async def __aenter__(self) -> Self:
         return self
@@ -128,24 +220,15 @@ class UpscaleClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client's session (a borrowed session is left open). Idempotent."""
-        await self._transport.aclose()
+        """Close the client's session (a borrowed session is left open). Idempotent.
+
+        On a view made by :meth:`with_options` it does nothing: the original client owns
+        the session.
+        """
+        if self._owns_transport:
+            await self._api.transport.aclose()
 
     # -- the four endpoints ------------------------------------------------------------------
-
-    def campaign_wire(self, campaign: Campaign | Mapping[str, Any]) -> dict[str, Any]:
-        """The wire object of a campaign under this client's routes (no ``lead_data``)."""
-        if isinstance(campaign, Campaign):
-            return campaign.to_wire(sequence_as_strings=self.routes.sequence_as_strings)
-        if isinstance(campaign, Mapping):
-            return {k: v for k, v in campaign.items() if k != "lead_data"}
-        raise TypeError(f"campaign must be a Campaign or a mapping, not {type(campaign).__name__}")
-
-    def check_campaign(self, campaign_wire: Mapping[str, Any]) -> list[Problem]:
-        """Every client-side problem with a campaign's wire object."""
-        return check_campaign(
-            campaign_wire, allow_unknown_message_types=self.allow_unknown_message_types
-        )
 
     async def request_message_generation(
         self,
@@ -161,24 +244,14 @@ class UpscaleClient:
         Raises: ValidationError, AuthenticationError (401), InsufficientCreditsError (402),
         UnprocessableEntityError (422), ServerError / TransportError after retries.
         """
-        campaign_wire = self.campaign_wire(campaign)
-        leads_wire = [_lead_wire(lead) for lead in leads]
-        problems = self.check_campaign(campaign_wire)
+        api = self._api
+        campaign_wire = api.campaign_wire(campaign)
+        leads_wire = [lead_wire(lead) for lead in leads]
+        problems = api.campaign_problems(campaign_wire)
         problems.extend(check_leads(leads_wire))
         if problems:
             raise ValidationError(problems)
-        return await self.post_generation(orjson.dumps(campaign_wire), leads_wire)
-
-    async def post_generation(
-        self, campaign_bytes: bytes, leads_wire: list[Any]
-    ) -> GenerationAccepted:
-        """POST already validated wire data (``campaign_bytes`` is the serialized campaign)."""
-        response = await self._transport.request(
-            "POST",
-            self.routes.request_message_generation,
-            body=encode_request(campaign_bytes, leads_wire),
-        )
-        return structure(response.data, GenerationAccepted)
+        return await api.post_generation(orjson.dumps(campaign_wire), leads_wire)
 
     async def retrieve_messages(self, secure_request_id: str) -> RetrievedMessages:
         """Fetch the messages of a request (one API call): complete (200) or partial (202).
@@ -186,20 +259,7 @@ class UpscaleClient:
         Check ``result.is_complete``; before completion only the messages generated so far
         are filled in.
         """
-        if not isinstance(secure_request_id, str) or not secure_request_id.strip():
-            raise ValidationError([required(RETRIEVE_ID_PARAM)])
-        body = None
-        if self.routes.retrieve_id_in_body:
-            body = orjson.dumps({RETRIEVE_ID_PARAM: secure_request_id})
-        response = await self._transport.request(
-            "GET",
-            self.routes.retrieve_messages,
-            params={RETRIEVE_ID_PARAM: secure_request_id},
-            body=body,
-        )
-        return structure_retrieved(
-            response.data, response.status, secure_request_id=secure_request_id
-        )
+        return await self._api.retrieve(secure_request_id)
 
     async def get_sequences(
         self,
@@ -237,14 +297,12 @@ class UpscaleClient:
             params[name] = text
         if problems:
             raise ValidationError(problems)
-        response = await self._transport.request(
-            "GET", self.routes.get_sequences, params=params or None
-        )
+        response = await self._api.request("GET", self.routes.get_sequences, params=params or None)
         return structure_sequences(response.data)
 
     async def get_account(self) -> Account:
         """Account status and credits (experimental: the endpoint is "Coming soon" upstream)."""
-        response = await self._transport.request("GET", self.routes.account)
+        response = await self._api.request("GET", self.routes.account)
         if response.data is None:
             raise ResponseValidationError("the account endpoint answered with an empty body")
         return structure(response.data, Account)
@@ -256,48 +314,42 @@ class UpscaleClient:
         campaign: Campaign | Mapping[str, Any],
         leads: LeadSource,
         *,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        batch: BatchPolicy | None = None,
         on_progress: ProgressCallback | None = None,
         on_accepted: AcceptedCallback | None = None,
         on_rejected: RejectedCallback | None = None,
         into: BatchSubmission | None = None,
-        max_consecutive_failures: int | None = 3,
     ) -> BatchSubmission:
         """Submit any number of leads in chunks, concurrently, and account for every lead.
 
         ``leads`` (a list, iterator or async iterator of :class:`Lead` or wire-key mappings)
-        is pulled lazily: at most ``chunk_size x concurrency`` leads are held at once. Each
-        lead is validated once; invalid leads and repeated lead ids are set aside in
-        ``rejected`` and the rest go on. On 402 no new chunk starts, in-flight chunks finish
-        and every lead not accepted is handed back in ``not_submitted``, in input order, to
-        resume with the same call after buying credits. A chunk that still fails after
-        retries is recorded in ``failed`` and the others go on, until
-        ``max_consecutive_failures`` chunks in a row have failed: then the service looks
-        down, no new chunk starts (``stopped_by == "service_unavailable"``) and the rest is
-        handed back in ``not_submitted`` rather than hammering it (None: never stop).
-        ``on_progress`` gets a
-        :class:`BatchProgress` after each chunk; ``on_accepted`` each accepted request as it
-        is accepted, ``on_rejected`` each :class:`RejectedLead` as it is set aside (callbacks
-        may be plain functions or coroutines).
+        is pulled lazily: at most ``chunk_size x concurrency`` leads (``batch``, default
+        :attr:`batch`) are held at once. Each lead is validated once; invalid leads and
+        repeated lead ids are set aside in ``rejected`` and the rest go on. A chunk that
+        still fails after retries is recorded in ``failed`` and the others go on.
 
-        Raises :class:`AuthenticationError` on 401 with ``.partial`` set to the
-        :class:`BatchSubmission` so far, and :class:`BatchInterruptedError` (``.partial``)
-        when the lead source raises. On cancellation the ``CancelledError`` carries
-        ``.partial`` too, and a :class:`BatchSubmission` passed as ``into=`` is filled in
-        place, so what was accepted is never lost.
+        A batch that stops early raises :class:`BatchInterruptedError`, always: ``.reason``
+        says why (402 credits ran out, 401 key refused, the breaker after
+        ``max_consecutive_failures`` failed chunks, the lead source or a callback raised),
+        the cause is chained, and ``.partial`` accounts for every lead seen, with the leads
+        never sent in ``not_submitted`` (in input order) to resume with the same call. On
+        402 in-flight chunks finish before it is raised.
+
+        ``on_progress`` gets a :class:`BatchProgress` after each chunk; ``on_accepted`` each
+        accepted request as it is accepted, ``on_rejected`` each :class:`RejectedLead` as it
+        is set aside (callbacks may be plain functions or coroutines). Cancellation
+        propagates untouched; a :class:`BatchSubmission` passed as ``into=`` is filled in
+        place, so what was accepted before it is never lost.
         """
         return await submit_batch(
-            self,
+            self._api,
             campaign,
             leads,
-            chunk_size=chunk_size,
-            concurrency=concurrency,
+            policy=batch or self.batch,
             on_progress=on_progress,
             on_accepted=on_accepted,
             on_rejected=on_rejected,
             into=into,
-            max_consecutive_failures=max_consecutive_failures,
         )
 
     async def await_completion(
@@ -319,7 +371,7 @@ class UpscaleClient:
         Cancellation leaves no waiter, task or open response behind.
         """
         return await await_completion(
-            self, ids, hub=hub, poll=poll or PollPolicy(), timeout=timeout
+            self._api, ids, hub=hub, poll=poll or self.poll, timeout=timeout
         )
 
     def generate(
@@ -329,27 +381,28 @@ class UpscaleClient:
         *,
         hub: CompletionWaiter | None = None,
         poll: PollPolicy | None = None,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        batch: BatchPolicy | None = None,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
-    ) -> AsyncGenerator[LeadOutcome, None]:
-        """The whole pipeline: submit, await, and yield a :class:`LeadOutcome` per lead.
+    ) -> AbstractAsyncContextManager[Outcomes]:
+        """The whole pipeline: submit, await, and hand out a :class:`LeadOutcome` per lead.
 
-        Submitting and waiting overlap: a request is awaited as soon as it is accepted, so
-        the first results come out before the last chunk is sent. Every lead comes out
-        exactly once (generated, failed, rejected, not_submitted, submit_failed or
-        timed_out). To stop early, close the iterator: ``async with
-        contextlib.aclosing(client.generate(...)) as outcomes: async for o in outcomes: ...``.
+        Use it as ``async with client.generate(campaign, leads) as outcomes: async for
+        outcome in outcomes: ...``. Submitting and waiting overlap: a request is awaited as
+        soon as it is accepted, so the first results come out before the last chunk is sent.
+        Every lead comes out exactly once (generated, failed, rejected, not_submitted,
+        submit_failed or timed_out). Leaving the block early stops all work and leaves
+        nothing running; an exception raised in your loop comes out unchanged. When the
+        batch stopped early (see :meth:`submit_batch`), its :class:`BatchInterruptedError`
+        is raised at the end of the block, after every lead has come out.
         """
-        return generate(
-            self,
+        return open_generate(
+            self._api,
             campaign,
             leads,
             hub=hub,
-            poll=poll or PollPolicy(),
-            chunk_size=chunk_size,
-            concurrency=concurrency,
+            poll=poll or self.poll,
+            batch=batch or self.batch,
             timeout=timeout,
             on_progress=on_progress,
         )

@@ -10,30 +10,37 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncGenerator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Literal, Protocol, TypeAlias
 
 import anyio
+import anyio.abc
 import attrs
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._api import Api
 from ._batch import LeadSource, ProgressCallback, submit_batch
+from ._config import BatchPolicy, PollPolicy
 from ._errors import (
-    AuthenticationError,
     BatchInterruptedError,
     CompletionTimeoutError,
     RateLimitError,
     ServerError,
     TransportError,
 )
-from ._models import Campaign, CompletionEvent, LeadMessages, RetrievedMessages
-from ._results import AcceptedRequest, BatchSubmission, RejectedLead, _lead_id
+from ._models import Campaign, CompletionEvent, LeadMessages, RetrievedMessages, lead_id
+from ._results import AcceptedRequest, BatchSubmission, RejectedLead
 from ._spec.contract import MESSAGE_FIELDS
 
-if TYPE_CHECKING:
-    from ._client import UpscaleClient
-    from ._config import PollPolicy
-
-__all__ = ["CompletionWaiter", "LeadOutcome", "Outcome", "await_completion", "generate"]
+__all__ = [
+    "CompletionWaiter",
+    "LeadOutcome",
+    "Outcome",
+    "Outcomes",
+    "await_completion",
+    "open_generate",
+]
 
 logger = logging.getLogger("upscale_async")
 
@@ -70,15 +77,21 @@ class LeadOutcome:
     result: LeadMessages | None = None
 
 
+Outcomes: TypeAlias = MemoryObjectReceiveStream[LeadOutcome]
+"""What ``async with client.generate(...) as outcomes`` hands out: iterate it with ``async for``."""
+
+
 class _Completion:
+    """Waits for requests by hub, by polling, or both; keeps what it saw of each."""
+
     def __init__(
         self,
-        client: UpscaleClient,
+        api: Api,
         *,
         hub: CompletionWaiter | None,
         poll: PollPolicy,
     ) -> None:
-        self.client = client
+        self.api = api
         self.hub = hub
         self.poll = poll
         self.limiter = anyio.CapacityLimiter(poll.max_concurrent)
@@ -92,7 +105,7 @@ class _Completion:
     async def _retrieve(self, secure_request_id: str) -> RetrievedMessages | None:
         try:
             async with self.limiter:
-                result = await self.client.retrieve_messages(secure_request_id)
+                result = await self.api.retrieve(secure_request_id)
         except (ServerError, TransportError, RateLimitError) as exc:
             logger.warning(
                 "polling %s failed after retries, will poll again: %s", secure_request_id, exc
@@ -124,7 +137,8 @@ class _Completion:
                 # The webhook came before retrieve agrees (or the retrieve failed): poll.
                 return await self._poll(secure_request_id)
 
-    async def one(self, secure_request_id: str) -> RetrievedMessages:
+    async def wait_one(self, secure_request_id: str) -> RetrievedMessages:
+        """Wait for one request until it is complete; its confirmed result."""
         self.last_seen.setdefault(secure_request_id, None)
         if self.hub is not None:
             result = await self._via_hub(self.hub, secure_request_id)
@@ -147,7 +161,7 @@ def _ids(ids: Iterable[str] | BatchSubmission | str) -> list[str]:
 
 
 async def await_completion(
-    client: UpscaleClient,
+    api: Api,
     ids: Iterable[str] | BatchSubmission | str,
     *,
     hub: CompletionWaiter | None,
@@ -156,12 +170,12 @@ async def await_completion(
 ) -> list[RetrievedMessages]:
     wanted = _ids(ids)
     unique = list(dict.fromkeys(wanted))
-    completion = _Completion(client, hub=hub, poll=poll)
+    completion = _Completion(api, hub=hub, poll=poll)
     try:
         with anyio.fail_after(timeout):
             async with anyio.create_task_group() as tg:
                 for secure_request_id in unique:
-                    tg.start_soon(completion.one, secure_request_id)
+                    tg.start_soon(completion.wait_one, secure_request_id)
     except TimeoutError:
         pending = [i for i in unique if i not in completion.results]
         raise CompletionTimeoutError(
@@ -180,12 +194,12 @@ def _outcomes_for(
     by_id = {lead.external_prospect_id: lead for lead in result.leads}
     reason = result.metadata.failed_messages_reason
     out: list[LeadOutcome] = []
-    for lead_id in request.lead_ids:
-        lead = by_id.get(lead_id)
+    for id_ in request.lead_ids:
+        lead = by_id.get(id_)
         if lead is None:
             out.append(
                 LeadOutcome(
-                    lead_id=lead_id,
+                    lead_id=id_,
                     outcome="failed",
                     secure_request_id=request.secure_request_id,
                     reason="the lead is missing from the retrieve_messages answer",
@@ -196,7 +210,7 @@ def _outcomes_for(
         generated = any(v is not None for v in messages.values())
         out.append(
             LeadOutcome(
-                lead_id=lead_id,
+                lead_id=id_,
                 outcome="generated" if generated else "failed",
                 secure_request_id=request.secure_request_id,
                 messages=messages,
@@ -207,120 +221,177 @@ def _outcomes_for(
     return out
 
 
-async def generate(
-    client: UpscaleClient,
+class _Pipeline:
+    """``generate``: one batch feeding one completion, every lead out through one stream.
+
+    Runs in the task group of :func:`open_generate`: :meth:`run` submits the batch, starts a
+    waiter per accepted request, sends the outcome of every lead to ``send``, and keeps the
+    error that stopped the batch early (raised by :func:`open_generate` after the last lead).
+    """
+
+    def __init__(
+        self,
+        api: Api,
+        send: MemoryObjectSendStream[LeadOutcome],
+        *,
+        hub: CompletionWaiter | None,
+        poll: PollPolicy,
+        timeout: float | None,
+    ) -> None:
+        self.api = api
+        self.send = send
+        self.completion = _Completion(api, hub=hub, poll=poll)
+        self.timeout = timeout
+        self.deadline = None if timeout is None else anyio.current_time() + timeout
+        self.types: list[str] = []
+        self.failure: Exception | None = None
+        self.finished = False
+
+    def message_types(self, campaign: Campaign | Mapping[str, Any]) -> list[str]:
+        """The campaign's message types, the documented ones first."""
+        sequence = self.api.campaign_wire(campaign).get("message_sequence") or []
+        types = [s if isinstance(s, str) else str(s.get("messageType")) for s in sequence]
+        return [t for t in types if t in MESSAGE_FIELDS] + [
+            t for t in types if t not in MESSAGE_FIELDS
+        ]
+
+    async def run(
+        self,
+        campaign: Campaign | Mapping[str, Any],
+        leads: LeadSource,
+        policy: BatchPolicy,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        """Submit, await every accepted request, and account for every other lead."""
+        async with self.send:
+            try:
+                self.types = self.message_types(campaign)
+                async with anyio.create_task_group() as waiters:
+                    batch = await self.submit(waiters, campaign, leads, policy, on_progress)
+                    if batch is not None:
+                        await self.unsent(batch)
+            except Exception as exc:  # raised by open_generate, outside the task groups
+                self.failure = exc
+            self.finished = True
+
+    async def submit(
+        self,
+        waiters: anyio.abc.TaskGroup,
+        campaign: Campaign | Mapping[str, Any],
+        leads: LeadSource,
+        policy: BatchPolicy,
+        on_progress: ProgressCallback | None,
+    ) -> BatchSubmission | None:
+        """Run the batch, starting a waiter per accepted request; the batch's result."""
+
+        def on_accepted(request: AcceptedRequest) -> None:
+            waiters.start_soon(self.complete, request)
+
+        try:
+            return await submit_batch(
+                self.api,
+                campaign,
+                leads,
+                policy=policy,
+                on_progress=on_progress,
+                on_accepted=on_accepted,
+                on_rejected=self.rejected,
+            )
+        except BatchInterruptedError as exc:
+            # Still account for every lead it saw (the accepted ones are being awaited),
+            # then raise once everything is out.
+            self.failure = exc
+            return exc.partial
+
+    async def rejected(self, rejected: RejectedLead) -> None:
+        """Hand out a lead set aside by validation."""
+        await self.send.send(
+            LeadOutcome(
+                lead_id=rejected.lead_id,
+                outcome="rejected",
+                errors=tuple(rejected.messages),
+                reason="; ".join(rejected.messages),
+                lead=rejected.lead,
+            )
+        )
+
+    async def unsent(self, batch: BatchSubmission) -> None:
+        """Hand out the leads of failed chunks and the leads never sent."""
+        for chunk in batch.failed:
+            for lead in chunk.leads:
+                await self.send.send(
+                    LeadOutcome(
+                        lead_id=lead_id(lead),
+                        outcome="submit_failed",
+                        reason=f"{chunk.error_type}: {chunk.error}",
+                        lead=lead,
+                    )
+                )
+        stop = batch.stopped_by.value if batch.stopped_by else "stopped"
+        for lead in batch.not_submitted:
+            await self.send.send(
+                LeadOutcome(
+                    lead_id=lead_id(lead),
+                    outcome="not_submitted",
+                    reason=f"not submitted ({stop}); resubmit it",
+                    lead=lead,
+                )
+            )
+
+    async def complete(self, request: AcceptedRequest) -> None:
+        """Await one accepted request and hand out its leads (``timed_out`` past the deadline)."""
+        result: RetrievedMessages | None = None
+        deadline = self.deadline
+        with anyio.move_on_after(None if deadline is None else deadline - anyio.current_time()):
+            result = await self.completion.wait_one(request.secure_request_id)
+        if result is None:
+            for lead_id_ in request.lead_ids:
+                await self.send.send(
+                    LeadOutcome(
+                        lead_id=lead_id_,
+                        outcome="timed_out",
+                        secure_request_id=request.secure_request_id,
+                        reason=f"not complete after {self.timeout} s; retrieve it later",
+                    )
+                )
+            return
+        for outcome in _outcomes_for(request, result, self.types):
+            await self.send.send(outcome)
+
+
+@asynccontextmanager
+async def open_generate(
+    api: Api,
     campaign: Campaign | Mapping[str, Any],
     leads: LeadSource,
     *,
     hub: CompletionWaiter | None,
     poll: PollPolicy,
-    chunk_size: int,
-    concurrency: int,
+    batch: BatchPolicy,
     timeout: float | None,
     on_progress: ProgressCallback | None,
-) -> AsyncGenerator[LeadOutcome, None]:
-    wire = client.campaign_wire(campaign)
-    sequence = wire.get("message_sequence") or []
-    types = [s if isinstance(s, str) else str(s.get("messageType")) for s in sequence]
-    types = [t for t in types if t in MESSAGE_FIELDS] + [
-        t for t in types if t not in MESSAGE_FIELDS
-    ]
-    completion = _Completion(client, hub=hub, poll=poll)
-    send, receive = anyio.create_memory_object_stream[LeadOutcome](max_buffer_size=chunk_size)
-    deadline = None if timeout is None else anyio.current_time() + timeout
+) -> AsyncIterator[Outcomes]:
+    """Run a :class:`_Pipeline` in a task group while the caller reads its outcomes.
 
-    async def complete(request: AcceptedRequest) -> None:
-        result: RetrievedMessages | None = None
-        with anyio.move_on_after(None if deadline is None else deadline - anyio.current_time()):
-            result = await completion.one(request.secure_request_id)
-        if result is None:
-            for lead_id in request.lead_ids:
-                await send.send(
-                    LeadOutcome(
-                        lead_id=lead_id,
-                        outcome="timed_out",
-                        secure_request_id=request.secure_request_id,
-                        reason=f"not complete after {timeout} s; retrieve it later",
-                    )
-                )
-            return
-        for outcome in _outcomes_for(request, result, types):
-            await send.send(outcome)
-
-    failure: list[BaseException] = []
-
-    async def produce() -> None:
-        async with send:
-            try:
-                await produce_all()
-            except Exception as exc:  # re-raised below, outside the task groups
-                failure.append(exc)
-
-    async def produce_all() -> None:
-        async with anyio.create_task_group() as waiters:
-
-            def on_accepted(request: AcceptedRequest) -> None:
-                waiters.start_soon(complete, request)
-
-            async def on_rejected(rejected: RejectedLead) -> None:
-                await send.send(
-                    LeadOutcome(
-                        lead_id=rejected.lead_id,
-                        outcome="rejected",
-                        errors=tuple(rejected.messages),
-                        reason="; ".join(rejected.messages),
-                        lead=rejected.lead,
-                    )
-                )
-
-            try:
-                batch = await submit_batch(
-                    client,
-                    campaign,
-                    leads,
-                    chunk_size=chunk_size,
-                    concurrency=concurrency,
-                    on_progress=on_progress,
-                    on_accepted=on_accepted,
-                    on_rejected=on_rejected,
-                )
-            except (AuthenticationError, BatchInterruptedError) as exc:
-                # The batch stopped early: still account for every lead it saw (the accepted
-                # ones are awaited by the waiters), then raise once everything is out.
-                failure.append(exc)
-                if exc.partial is None:
-                    return
-                batch = exc.partial
-            for chunk in batch.failed:
-                for lead in chunk.leads:
-                    await send.send(
-                        LeadOutcome(
-                            lead_id=_lead_id(lead),
-                            outcome="submit_failed",
-                            reason=f"{chunk.error_type}: {chunk.error}",
-                            lead=lead,
-                        )
-                    )
-            for lead in batch.not_submitted:
-                await send.send(
-                    LeadOutcome(
-                        lead_id=_lead_id(lead),
-                        outcome="not_submitted",
-                        reason=f"not submitted ({batch.stopped_by}); resubmit it",
-                        lead=lead,
-                    )
-                )
-
-    closed_early = False
+    The structured shape of trio's ``as_safe_channel``: the caller never iterates inside our
+    task group, so leaving the block (early, or by raising) cancels the pipeline cleanly and
+    the caller's exception comes out unchanged.
+    """
+    send, receive = anyio.create_memory_object_stream[LeadOutcome](max_buffer_size=batch.chunk_size)
+    pipeline = _Pipeline(api, send, hub=hub, poll=poll, timeout=timeout)
+    raised: Exception | None = None
     async with anyio.create_task_group() as tg:
-        tg.start_soon(produce)
-        async with receive:
-            try:
-                async for outcome in receive:
-                    yield outcome
-            except GeneratorExit:
-                # The consumer closed the iterator: stop the pipeline, leave nothing running.
-                closed_early = True
-                tg.cancel_scope.cancel()
-    if failure and not closed_early:
-        raise failure[0]
+        tg.start_soon(pipeline.run, campaign, leads, batch, on_progress)
+        try:
+            async with receive:
+                yield receive
+        except Exception as exc:
+            # Re-raised below, outside the task group, so that it is not wrapped in a group.
+            raised = exc
+        finally:
+            # Whatever the caller did, nothing of the pipeline outlives the block.
+            tg.cancel_scope.cancel()
+    if raised is not None:
+        raise raised
+    if pipeline.finished and pipeline.failure is not None:
+        raise pipeline.failure

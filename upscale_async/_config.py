@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_RETRY_TIMEOUT",
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_TIMEOUT",
+    "BatchPolicy",
     "PollPolicy",
     "RetryPolicy",
     "Routes",
@@ -21,6 +23,8 @@ DEFAULT_TIMEOUT: Final = 30.0
 DEFAULT_CHUNK_SIZE: Final = 100
 DEFAULT_CONCURRENCY: Final = 8
 DEFAULT_MAX_CONNECTIONS: Final = 100
+DEFAULT_MAX_CONSECUTIVE_FAILURES: Final = 3
+DEFAULT_RETRY_TIMEOUT: Final = 120.0
 
 ENV_API_KEY: Final = "UPSCALE_API_KEY"
 ENV_BASE_URL: Final = "UPSCALE_BASE_URL"
@@ -36,6 +40,13 @@ def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) ->
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
+def _positive_or_none(
+    _: object, attribute: attrs.Attribute[Any], value: float | None
+) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0 seconds or None (no limit), got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """How the transport retries connection errors, timeouts, 408, 429 and 5xx.
@@ -43,7 +54,9 @@ class RetryPolicy:
     The wait before retry ``k`` (1-based) is ``min(wait_max, wait_initial * 2**(k-1))`` plus up
     to ``wait_jitter`` seconds of random jitter; a ``Retry-After`` header replaces it (capped at
     ``retry_after_max``). ``time_scale`` multiplies every wait (use a small value in tests).
-    401, 402 and 422 are never retried. A retried POST is safe: the API deduplicates (D8).
+    ``timeout`` bounds one call as a whole, every attempt and wait included: no retry starts,
+    and no attempt runs, past it (None: no overall limit). 401, 402 and 422 are never retried.
+    A retried POST is safe: the API deduplicates (D8).
     """
 
     attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))
@@ -52,12 +65,36 @@ class RetryPolicy:
     wait_jitter: float = attrs.field(default=0.5, validator=_non_negative)
     retry_after_max: float = attrs.field(default=60.0, validator=_non_negative)
     time_scale: float = attrs.field(default=1.0, validator=_non_negative)
+    timeout: float | None = attrs.field(
+        default=DEFAULT_RETRY_TIMEOUT, validator=_positive_or_none
+    )
 
     def backoff(self, retry: int, jitter: float) -> float:
         """The unscaled wait before retry ``retry`` (1-based), ``jitter`` in [0, 1)."""
         return float(
             min(self.wait_max, self.wait_initial * 2 ** (retry - 1)) + self.wait_jitter * jitter
         )
+
+
+@attrs.frozen(kw_only=True)
+class BatchPolicy:
+    """How ``submit_batch`` and ``generate`` cut a batch into requests and send them.
+
+    ``chunk_size`` leads per request, ``concurrency`` requests in flight at once (so at most
+    ``chunk_size x concurrency`` leads are held, however long the input). After
+    ``max_consecutive_failures`` chunks in a row fail after retries, the service looks down:
+    no new chunk starts and the batch stops with ``StopReason.SERVICE_UNAVAILABLE`` (None:
+    never stop)::
+
+        await client.submit_batch(campaign, leads, batch=BatchPolicy(chunk_size=50))
+    """
+
+    chunk_size: int = attrs.field(default=DEFAULT_CHUNK_SIZE, validator=attrs.validators.ge(1))
+    concurrency: int = attrs.field(default=DEFAULT_CONCURRENCY, validator=attrs.validators.ge(1))
+    max_consecutive_failures: int | None = attrs.field(
+        default=DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        validator=attrs.validators.optional(attrs.validators.ge(1)),  # type: ignore[arg-type]
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -103,10 +140,12 @@ class Routes:
 
     @classmethod
     def newest(cls) -> Routes:
+        """The current ``/messages/...`` paths with object sequences (the default)."""
         return cls()
 
     @classmethod
     def legacy(cls) -> Routes:
+        """The unprefixed paths, string sequences, and the retrieve id also in the body."""
         return cls(
             request_message_generation="/request_message_generation",
             retrieve_messages="/retrieve_messages",

@@ -18,7 +18,7 @@
     │   └── RequestTimeoutError
     ├── ResponseValidationError                a 2xx body that does not fit the contract
     ├── CompletionTimeoutError                 await_completion's deadline passed
-    ├── BatchInterruptedError                  submit_batch stopped; carries the partial result
+    ├── BatchInterruptedError                  a batch stopped early: ``.partial``, ``.reason``
     ├── WebhookVerificationError               bad or stale webhook signature
     └── WebhookPayloadError                    a webhook body that is not a completion event
 """
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._models import RetrievedMessages
-    from ._results import BatchSubmission
+    from ._results import BatchSubmission, StopReason
 
 __all__ = [
     "APIError",
@@ -55,8 +55,22 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[UpscaleError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
+
 class UpscaleError(Exception):
-    """Base class of every error raised by upscale_async."""
+    """Base class of every error raised by upscale_async.
+
+    Every error pickles with its fields (process pools and multiprocessing queues pickle
+    exceptions): the message and the attributes are restored without calling ``__init__``.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class ConfigurationError(UpscaleError, ValueError):
@@ -88,8 +102,9 @@ class APIError(UpscaleError):
     """The Upscale API answered with an error status.
 
     Attributes: ``status``, ``message`` (the body's ``error``), ``body`` (parsed JSON, or the
-    text when it was not JSON), ``method`` and ``path`` of the request, and ``request_id``
-    when the server sent an ``X-Request-Id`` header.
+    text when it was not JSON), ``method`` and ``path`` of the request, ``request_id`` when
+    the server sent an ``X-Request-Id`` header, and ``retry_after`` (seconds) when it sent a
+    readable ``Retry-After``.
     """
 
     def __init__(
@@ -101,8 +116,10 @@ class APIError(UpscaleError):
         method: str = "",
         path: str = "",
         request_id: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.message = message
+        self.retry_after = retry_after
         self.status = status
         self.body = body
         self.method = method
@@ -120,11 +137,9 @@ class BadRequestError(APIError):
 class AuthenticationError(APIError):
     """401: the API key is missing, invalid or revoked.
 
-    Set ``UPSCALE_API_KEY`` or pass ``api_key=`` with a valid, non-revoked key.
-    ``partial`` is set by ``submit_batch`` to what was accepted before the key failed.
+    Set ``UPSCALE_API_KEY`` or pass ``api_key=`` with a valid, non-revoked key. In a batch it
+    is the ``__cause__`` of the :class:`BatchInterruptedError` that carries the partial result.
     """
-
-    partial: BatchSubmission | None = None
 
 
 class InsufficientCreditsError(APIError):
@@ -145,10 +160,6 @@ class UnprocessableEntityError(APIError):
 
 class RateLimitError(APIError):
     """429: too many requests; ``retry_after`` is the server's advice in seconds, if any."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
 
 
 class ServerError(APIError):
@@ -199,14 +210,21 @@ class CompletionTimeoutError(UpscaleError):
 
 
 class BatchInterruptedError(UpscaleError):
-    """``submit_batch`` stopped before the end; ``partial`` keeps what was accepted.
+    """A batch stopped before its end; ``partial`` accounts for every lead it saw.
 
-    Raised on cancellation-free failures that end a batch early (for example, a lead source
-    that raised). Persist ``partial`` (``partial.to_json()``) and resume from it.
+    The one way an early stop is reported, whatever ended it: ``reason`` (a
+    :class:`~upscale_async.StopReason`, also ``partial.stopped_by``) says what, and the
+    error that caused it (a 401 :class:`AuthenticationError`, a 402
+    :class:`InsufficientCreditsError`, the lead source's or a callback's exception, the last
+    chunk's error when the service looks down) is chained as ``__cause__``. Every lead not
+    accepted is in ``partial.rejected``, ``partial.failed`` or ``partial.not_submitted``:
+    persist ``partial`` (``partial.to_json()``) and resume with its ``not_submitted`` leads.
+    Cancellation is never turned into this error: pass ``into=`` to keep the partial result.
     """
 
-    def __init__(self, message: str, *, partial: BatchSubmission) -> None:
+    def __init__(self, message: str, *, partial: BatchSubmission, reason: StopReason) -> None:
         self.partial = partial
+        self.reason = reason
         super().__init__(message)
 
 

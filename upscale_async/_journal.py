@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import IO, TypeVar
 
+import anyio
 import orjson
 
-from ._results import AcceptedRequest, _lead_id
+from ._models import lead_id as _lead_id
+from ._results import AcceptedRequest
 
 __all__ = ["BatchJournal"]
 
@@ -21,8 +24,10 @@ class BatchJournal:
 
     Pass ``journal.record`` as ``submit_batch(on_accepted=...)``; after a crash (even
     ``SIGKILL``), open the same path again and submit ``journal.skip_accepted(leads)``: no lead
-    Upscale already accepted is sent again. Each line is flushed (and fsynced unless
-    ``fsync=False``) before the batch moves on; a torn last line from a crash is ignored.
+    Upscale already accepted is sent again. Each line is written and flushed (and fsynced
+    unless ``fsync=False``) on a worker thread, off the event loop, before the chunk that was
+    accepted moves on (the other chunks go on meanwhile); a torn last line from a crash is
+    ignored.
     Only the requests whose answers arrived can be recorded: leads in flight at the crash are
     sent again, which the API's deduplication makes free (D8).
 
@@ -41,6 +46,7 @@ class BatchJournal:
         self.accepted: list[AcceptedRequest] = self._read(self.path)
         self._lead_ids: set[str] = {i for r in self.accepted for i in r.lead_ids}
         self._file: IO[bytes] | None = None
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<BatchJournal {str(self.path)!r} requests={len(self.accepted)}>"
@@ -55,14 +61,7 @@ class BatchJournal:
                 if not line.strip():
                     continue
                 try:
-                    data = orjson.loads(line)
-                    out.append(
-                        AcceptedRequest(
-                            data["secure_request_id"],
-                            tuple(data["lead_ids"]),
-                            data.get("first_index", 0),
-                        )
-                    )
+                    out.append(AcceptedRequest.from_dict(orjson.loads(line)))
                 except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
                     if line.endswith(b"\n"):
                         raise ValueError(
@@ -72,28 +71,32 @@ class BatchJournal:
                     break  # a torn last line: the crash happened while writing it
         return out
 
-    def record(self, request: AcceptedRequest) -> None:
-        """Append one accepted request (use as ``submit_batch(on_accepted=journal.record)``)."""
-        if self._file is None:
-            self._file = self.path.open("ab")
-        line = orjson.dumps(
-            {
-                "secure_request_id": request.secure_request_id,
-                "lead_ids": request.lead_ids,
-                "first_index": request.first_index,
-            }
-        )
-        self._file.write(line + b"\n")
-        self._file.flush()
-        if self.fsync:
-            os.fsync(self._file.fileno())
-        self.accepted.append(request)
-        self._lead_ids.update(request.lead_ids)
+    async def record(self, request: AcceptedRequest) -> None:
+        """Append one accepted request (use as ``submit_batch(on_accepted=journal.record)``).
+
+        The write and fsync run on a worker thread; it returns once the line is durable.
+        """
+        await anyio.to_thread.run_sync(self.record_sync, request)
+
+    def record_sync(self, request: AcceptedRequest) -> None:
+        """:meth:`record` for synchronous code: blocks until the line is written (and synced)."""
+        line = orjson.dumps(request.to_dict()) + b"\n"
+        with self._lock:
+            if self._file is None:
+                self._file = self.path.open("ab")
+            self._file.write(line)
+            self._file.flush()
+            if self.fsync:
+                os.fsync(self._file.fileno())
+            self.accepted.append(request)
+            self._lead_ids.update(request.lead_ids)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Close the file (records already written stay); a later record reopens it."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
     def __enter__(self) -> BatchJournal:
         return self
@@ -106,6 +109,7 @@ class BatchJournal:
         return [r.secure_request_id for r in self.accepted]
 
     def is_accepted(self, lead_id: str) -> bool:
+        """True when a recorded request holds this lead id."""
         return lead_id in self._lead_ids
 
     def skip_accepted(self, leads: Iterable[L]) -> Iterator[L]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
 import orjson
 
-from ._models import Lead
+from ._models import lead_id as _lead_id
+from ._models import lead_wire
 
 __all__ = [
     "AcceptedRequest",
@@ -16,22 +18,36 @@ __all__ = [
     "BatchSubmission",
     "FailedChunk",
     "RejectedLead",
+    "StopReason",
 ]
 
 _FORMAT_VERSION = 1
 
 
-def _lead_json(lead: Lead | Mapping[str, Any]) -> Any:
-    return lead.to_wire() if isinstance(lead, Lead) else dict(lead)
+def _lead_json(lead: Any) -> Any:
+    wire = lead_wire(lead)
+    return dict(wire) if isinstance(wire, Mapping) else wire
 
 
-def _lead_id(lead: Any) -> str | None:
-    if isinstance(lead, Lead):
-        return lead.automation_tool_lead_id
-    if isinstance(lead, Mapping):
-        value = lead.get("automation_tool_lead_id")
-        return value if isinstance(value, str) else None
-    return None
+class StopReason(enum.StrEnum):
+    """Why a batch stopped before its end (``BatchSubmission.stopped_by``).
+
+    A ``str`` enum: ``batch.stopped_by == "insufficient_credits"`` works, and it is saved as
+    its value by :meth:`BatchSubmission.to_json`.
+    """
+
+    INSUFFICIENT_CREDITS = "insufficient_credits"
+    """402: the account ran out of credits; buy credits and resubmit ``not_submitted``."""
+    AUTHENTICATION = "authentication"
+    """401: the API key was refused; fix the key and resubmit ``not_submitted``."""
+    SERVICE_UNAVAILABLE = "service_unavailable"
+    """The breaker: ``max_consecutive_failures`` chunks in a row failed after retries."""
+    SOURCE_ERROR = "source_error"
+    """The lead source (iterator or async iterator) raised."""
+    CALLBACK_ERROR = "callback_error"
+    """An ``on_progress``, ``on_accepted`` or ``on_rejected`` callback raised."""
+    CANCELLED = "cancelled"
+    """The batch was cancelled (recorded in ``into=``; the cancellation itself propagates)."""
 
 
 @attrs.frozen
@@ -41,6 +57,19 @@ class AcceptedRequest:
     secure_request_id: str
     lead_ids: tuple[str, ...]
     first_index: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object saved for this request (by ``BatchSubmission`` and ``BatchJournal``)."""
+        return {
+            "secure_request_id": self.secure_request_id,
+            "lead_ids": self.lead_ids,
+            "first_index": self.first_index,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AcceptedRequest:
+        """Read what :meth:`to_dict` wrote (KeyError or TypeError when it does not fit)."""
+        return cls(data["secure_request_id"], tuple(data["lead_ids"]), data.get("first_index", 0))
 
 
 @attrs.frozen
@@ -53,10 +82,12 @@ class RejectedLead:
 
     @property
     def lead_id(self) -> str | None:
+        """The lead's ``automation_tool_lead_id`` when it has a readable one, else None."""
         return _lead_id(self.lead)
 
     @property
     def messages(self) -> list[str]:
+        """The validation messages alone, without their paths."""
         return [message for _, message in self.errors]
 
 
@@ -81,17 +112,23 @@ class BatchSubmission:
     - ``not_submitted``: leads never sent because credits ran out (402) or the key failed
       (401), in input order: resume with ``submit_batch(campaign, batch.not_submitted)``.
 
-    Every input lead is in exactly one of these. ``stopped_by`` says why the batch stopped
-    early (``"insufficient_credits"``, ``"authentication"``, ``"service_unavailable"``,
-    ``"source_error"``, ``"callback_error"``) or is None. ``to_json()``/``from_json()`` persist
-    it so that another process can ``await_completion(batch)`` later.
+    Every input lead is in exactly one of these. ``stopped_by`` is the :class:`StopReason`
+    the batch stopped early for, or None when it ran to its end. ``to_json()``/``from_json()``
+    persist it so that another process can ``await_completion(batch)`` later.
     """
 
     accepted: list[AcceptedRequest] = attrs.field(factory=list)
     rejected: list[RejectedLead] = attrs.field(factory=list)
     failed: list[FailedChunk] = attrs.field(factory=list)
     not_submitted: list[Any] = attrs.field(factory=list)
-    stopped_by: str | None = None
+    stopped_by: StopReason | None = attrs.field(
+        default=None, converter=attrs.converters.optional(StopReason)
+    )
+
+    def __repr__(self) -> str:
+        stop = f", stopped_by={self.stopped_by.value!r}" if self.stopped_by else ""
+        counts = ", ".join(f"{k}={v}" for k, v in self.counts().items())
+        return f"BatchSubmission({counts}{stop})"
 
     @property
     def request_ids(self) -> list[str]:
@@ -100,18 +137,22 @@ class BatchSubmission:
 
     @property
     def accepted_count(self) -> int:
+        """Leads Upscale accepted."""
         return sum(len(request.lead_ids) for request in self.accepted)
 
     @property
     def rejected_count(self) -> int:
+        """Leads set aside before sending."""
         return len(self.rejected)
 
     @property
     def failed_count(self) -> int:
+        """Leads of chunks that still failed after retries."""
         return sum(len(chunk.leads) for chunk in self.failed)
 
     @property
     def not_submitted_count(self) -> int:
+        """Leads never sent because the batch stopped early."""
         return len(self.not_submitted)
 
     @property
@@ -137,6 +178,7 @@ class BatchSubmission:
         return [lead for chunk in self.failed for lead in chunk.leads]
 
     def counts(self) -> dict[str, int]:
+        """Leads per bucket, and the number of accepted requests."""
         return {
             "accepted": self.accepted_count,
             "rejected": self.rejected_count,
@@ -157,14 +199,7 @@ class BatchSubmission:
             {
                 "version": _FORMAT_VERSION,
                 "stopped_by": self.stopped_by,
-                "accepted": [
-                    {
-                        "secure_request_id": r.secure_request_id,
-                        "lead_ids": r.lead_ids,
-                        "first_index": r.first_index,
-                    }
-                    for r in self.accepted
-                ],
+                "accepted": [r.to_dict() for r in self.accepted],
                 "rejected": [
                     {"index": r.index, "lead": _lead_json(r.lead), "errors": r.errors}
                     for r in self.rejected
@@ -191,12 +226,7 @@ class BatchSubmission:
             if not isinstance(raw, dict) or raw.get("version") != _FORMAT_VERSION:
                 raise ValueError(f"expected a BatchSubmission of version {_FORMAT_VERSION}")
             return cls(
-                accepted=[
-                    AcceptedRequest(
-                        r["secure_request_id"], tuple(r["lead_ids"]), r.get("first_index", 0)
-                    )
-                    for r in raw["accepted"]
-                ],
+                accepted=[AcceptedRequest.from_dict(r) for r in raw["accepted"]],
                 rejected=[
                     RejectedLead(r["index"], r["lead"], tuple(tuple(e) for e in r["errors"]))
                     for r in raw["rejected"]

@@ -1,18 +1,15 @@
-"""The HTTP transport: one aiohttp session, the only place aiohttp errors are translated, retries.
+"""The HTTP transport: one aiohttp session, and the only place aiohttp errors are translated.
 
-Every request goes through :meth:`Transport.request`, which retries connection errors,
-timeouts, 408, 429 and 5xx with exponential backoff and jitter (honouring ``Retry-After``),
-and turns every other failure into the SDK's typed errors. Cancellation is never swallowed.
-The API key is sent in the ``Api-Key`` header and appears nowhere else (not in logs, reprs or
-exception text).
+:meth:`Transport.send` sends one request once and turns every failure into the SDK's typed
+errors (the status-to-error map lives here); retrying is ``_retry``'s job.
+Cancellation is never swallowed. The API key is sent in the ``Api-Key`` header and appears
+nowhere else (not in logs, reprs or exception text). Several clients made by
+``UpscaleClient.with_options`` share one transport, and so one session.
 """
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
-import logging
-import random
 import time
 from collections.abc import Mapping
 from typing import Any, Final
@@ -22,7 +19,7 @@ import attrs
 import orjson
 from yarl import URL
 
-from ._config import DEFAULT_MAX_CONNECTIONS, RetryPolicy
+from ._config import DEFAULT_MAX_CONNECTIONS
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -36,14 +33,10 @@ from ._errors import (
     ServerError,
     TransportError,
     UnprocessableEntityError,
-    UpscaleError,
 )
 from ._spec.validation import split_messages
 from ._version import __version__
 
-logger: Final = logging.getLogger("upscale_async")
-
-_RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 _STATUS_ERRORS: Final[dict[int, type[APIError]]] = {
     400: BadRequestError,
     401: AuthenticationError,
@@ -89,27 +82,23 @@ def _error_message(data: Any, text: str, status: int) -> str:
 
 
 class Transport:
-    """Owns (or borrows) the aiohttp session and sends every request with retries."""
+    """Owns (or borrows) the aiohttp session and sends each request once."""
 
     def __init__(
         self,
         *,
         base_url: str,
         api_key: str,
-        timeout: float | None,
-        retry: RetryPolicy,
         session: aiohttp.ClientSession | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._urls: dict[str, URL] = {}
-        self._retry = retry
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
         self._session = session
         self._owns_session = session is None
         self._max_connections = max_connections
         self._closed = False
-        self._random = random.Random()
         self._get_headers = {"Api-Key": api_key, "Accept": "application/json"}
         if session is None or "User-Agent" not in session.headers:
             self._get_headers["User-Agent"] = _USER_AGENT
@@ -120,10 +109,12 @@ class Transport:
 
     @property
     def base_url(self) -> str:
+        """The base URL every path is joined to (no trailing slash)."""
         return self._base
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`aclose` was called."""
         return self._closed
 
     def _url(self, path: str) -> URL:
@@ -151,75 +142,52 @@ class Transport:
         if session is not None and self._owns_session:
             await session.close()
 
-    async def request(
+    async def send(
         self,
         method: str,
         path: str,
         *,
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
-        retry: RetryPolicy | None = None,
+        timeout: float | None,
     ) -> Response:
-        """Send one request, retrying transient failures; returns a 2xx :class:`Response`."""
+        """Send one request once; a 2xx :class:`Response`, else the typed error (never retries)."""
         session = self._get_session()
-        policy = retry or self._retry
-        url = self._url(path)
         headers = self._get_headers if body is None else self._body_headers
-        attempt = 1
-        while True:
-            retry_after: float | None = None
-            try:
-                async with session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=body,
-                    headers=headers,
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                ) as resp:
-                    raw = await resp.read()
-                    status = resp.status
-                    resp_headers = resp.headers
-            except TimeoutError as exc:
-                error: UpscaleError = RequestTimeoutError(
-                    f"no answer within {self._timeout.total} s", method=method, path=path
-                )
-                error.__cause__ = exc
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-                error = TransportError(
-                    f"connection failed: {type(exc).__name__}: {exc}", method=method, path=path
-                )
-                error.__cause__ = exc
-            except aiohttp.ClientError as exc:
-                raise TransportError(
-                    f"request failed: {type(exc).__name__}: {exc}", method=method, path=path
-                ) from exc
-            else:
-                if 200 <= status < 300:
-                    return Response(status, self._decode(raw, status, method, path), resp_headers)
-                error = self._status_error(status, raw, resp_headers, method, path)
-                if status not in _RETRY_STATUSES:
-                    raise error
-                retry_after = parse_retry_after(resp_headers.get("Retry-After"))
-            if attempt >= policy.attempts:
-                raise error
-            if retry_after is not None:
-                delay = min(retry_after, policy.retry_after_max)
-            else:
-                delay = policy.backoff(attempt, self._random.random())
-            delay *= policy.time_scale
-            logger.warning(
-                "retrying %s %s in %.2f s (attempt %d of %d) after: %s",
+        try:
+            async with session.request(
                 method,
-                path,
-                delay,
-                attempt + 1,
-                policy.attempts,
-                error,
-            )
-            attempt += 1
-            await asyncio.sleep(delay)
+                self._url(path),
+                params=params,
+                data=body,
+                headers=headers,
+                timeout=self._timeouts.get(timeout) or self._timeout(timeout),
+                allow_redirects=False,
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+                resp_headers = resp.headers
+        except TimeoutError as exc:
+            raise RequestTimeoutError(
+                f"no answer within {timeout} s", method=method, path=path
+            ) from exc
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            raise TransportError(
+                f"connection failed: {type(exc).__name__}: {exc}", method=method, path=path
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(
+                f"request failed: {type(exc).__name__}: {exc}", method=method, path=path
+            ) from exc
+        if 200 <= status < 300:
+            return Response(status, self._decode(raw, status, method, path), resp_headers)
+        raise self._status_error(status, raw, resp_headers, method, path)
+
+    def _timeout(self, seconds: float | None) -> aiohttp.ClientTimeout:
+        timeout = aiohttp.ClientTimeout(total=seconds)
+        if len(self._timeouts) < 8:  # the client's own timeouts; a deadline's leftovers vary
+            self._timeouts[seconds] = timeout
+        return timeout
 
     @staticmethod
     def _decode(raw: bytes, status: int, method: str, path: str) -> Any:
@@ -249,13 +217,10 @@ class Transport:
             "method": method,
             "path": path,
             "request_id": headers.get("X-Request-Id"),
+            "retry_after": parse_retry_after(headers.get("Retry-After")),
         }
         if status == 422:
             return UnprocessableEntityError(message, messages=split_messages(message), **kwargs)
-        if status == 429:
-            return RateLimitError(
-                message, retry_after=parse_retry_after(headers.get("Retry-After")), **kwargs
-            )
         if status >= 500:
             return ServerError(message, **kwargs)
         return _STATUS_ERRORS.get(status, APIError)(message, **kwargs)

@@ -48,8 +48,9 @@ def test_repr_hides_the_key() -> None:
     """The API key appears in no repr."""
     client = UpscaleClient(KEY, base_url=BASE)
     assert KEY not in repr(client)
-    assert KEY not in repr(client._transport)
-    assert KEY not in repr(vars(client))
+    assert KEY not in repr(client._api.transport)
+    assert KEY not in repr(client._api.settings)
+    assert KEY not in repr(client.with_options(timeout=1.0))
 
 
 async def test_closed_client_raises(mocked: aioresponses) -> None:

@@ -14,10 +14,14 @@ from upscale_async import (
     AcceptedRequest,
     AuthenticationError,
     BatchInterruptedError,
+    BatchPolicy,
     BatchProgress,
     BatchSubmission,
+    InsufficientCreditsError,
     Lead,
     RetryPolicy,
+    ServerError,
+    StopReason,
     UpscaleClient,
 )
 from upscale_async.emulator import Emulator, Fault, FaultPlan
@@ -34,7 +38,7 @@ async def test_20000_leads_from_a_generator() -> None:
     async with Emulator(webhook_secret=None) as emu:
         async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
             batch = await client.submit_batch(
-                campaign(), leads(20_000), chunk_size=100, concurrency=8
+                campaign(), leads(20_000), batch=BatchPolicy(chunk_size=100, concurrency=8)
             )
         assert len(batch.accepted) == 200
         assert batch.accepted_count + batch.rejected_count == 20_000
@@ -58,7 +62,9 @@ async def test_invalid_and_duplicate_leads_are_set_aside() -> None:
     source[202] = Lead.from_mapping(lead(9999))
     async with Emulator(webhook_secret=None) as emu:
         async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
-            batch = await client.submit_batch(campaign(), iter(source), chunk_size=100)
+            batch = await client.submit_batch(
+                campaign(), iter(source), batch=BatchPolicy(chunk_size=100)
+            )
     assert [r.index for r in batch.rejected] == [3, 120, 200, 201]
     assert batch.rejected[0].messages == [
         "lead_data[3].first_name is required but was missing or blank"
@@ -75,7 +81,11 @@ async def test_402_hands_back_every_lead_not_accepted_and_resume_completes() -> 
     """Credits for 5,000 messages, 4,000 leads x 2 types: resume after buying credits."""
     async with Emulator(webhook_secret=None, credits=5_000) as emu:
         async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
-            first = await client.submit_batch(campaign(), leads(4_000), concurrency=8)
+            with pytest.raises(BatchInterruptedError) as info:
+                await client.submit_batch(campaign(), leads(4_000))
+            assert info.value.reason is StopReason.INSUFFICIENT_CREDITS
+            assert isinstance(info.value.__cause__, InsufficientCreditsError)
+            first = info.value.partial
             assert first.stopped_by == "insufficient_credits"
             assert first.accepted_count == 2_500
             assert not first.failed
@@ -86,7 +96,7 @@ async def test_402_hands_back_every_lead_not_accepted_and_resume_completes() -> 
             assert max(everything.values()) == 1
             assert not_submitted_ids == sorted(not_submitted_ids)  # handed back in order
             emu.add_credits(3_000)
-            second = await client.submit_batch(campaign(), first.not_submitted, concurrency=8)
+            second = await client.submit_batch(campaign(), first.not_submitted)
         assert second.complete
         assert second.accepted_count == 1_500
         assert emu.state.credits() == 0
@@ -109,7 +119,9 @@ async def test_faults_lose_no_lead_and_charge_nothing_twice(
             ),
         )
         async with UpscaleClient(emu.api_key, base_url=emu.base_url, retry=FAST_RETRY) as client:
-            batch = await client.submit_batch(campaign(), leads(5_000), chunk_size=100)
+            batch = await client.submit_batch(
+                campaign(), leads(5_000), batch=BatchPolicy(chunk_size=100)
+            )
         assert batch.complete
         assert batch.accepted_count == 5_000
         assert len(set(batch.request_ids)) == 50
@@ -127,7 +139,9 @@ async def test_a_chunk_failing_after_retries_is_recorded_and_others_go_on() -> N
         emu.faults.set("request_message_generation", [Fault.http(500)] * 3)
         retry = RetryPolicy(attempts=3, time_scale=0.0)
         async with UpscaleClient(emu.api_key, base_url=emu.base_url, retry=retry) as client:
-            batch = await client.submit_batch(campaign(), leads(500), concurrency=1)
+            batch = await client.submit_batch(
+                campaign(), leads(500), batch=BatchPolicy(concurrency=1)
+            )
     assert len(batch.failed) == 1
     assert batch.failed[0].status == 500
     assert batch.failed[0].error_type == "ServerError"
@@ -138,16 +152,18 @@ async def test_a_chunk_failing_after_retries_is_recorded_and_others_go_on() -> N
 
 
 async def test_401_stops_and_attaches_the_partial_result() -> None:
-    """A revoked key raises AuthenticationError with the partial BatchSubmission attached."""
+    """A revoked key raises BatchInterruptedError (caused by the 401) with the partial result."""
     async with Emulator(webhook_secret=None, revoked_keys=("revoked",)) as emu:
         async with UpscaleClient("revoked", base_url=emu.base_url) as client:
-            with pytest.raises(AuthenticationError) as info:
+            with pytest.raises(BatchInterruptedError) as info:
                 await client.submit_batch(campaign(), leads(300))
+    assert info.value.reason is StopReason.AUTHENTICATION
+    assert isinstance(info.value.__cause__, AuthenticationError)
     partial = info.value.partial
     assert partial is not None
     assert partial.accepted_count == 0
     assert partial.not_submitted_count == 300
-    assert info.value.message == "Unauthorized: API key has been revoked"
+    assert info.value.__cause__.message == "Unauthorized: API key has been revoked"
 
 
 async def test_async_source_and_progress() -> None:
@@ -170,7 +186,10 @@ async def test_async_source_and_progress() -> None:
     async with Emulator(webhook_secret=None) as emu:
         async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
             batch = await client.submit_batch(
-                campaign(), source(), chunk_size=50, concurrency=4, on_progress=on_progress
+                campaign(),
+                source(),
+                batch=BatchPolicy(chunk_size=50, concurrency=4),
+                on_progress=on_progress,
             )
     assert batch.accepted_count == 1_000
     assert len(seen) == 20
@@ -189,7 +208,10 @@ async def test_lead_source_error_keeps_what_was_accepted() -> None:
     async with Emulator(webhook_secret=None) as emu:
         async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
             with pytest.raises(BatchInterruptedError, match="disk gone") as info:
-                await client.submit_batch(campaign(), broken(), chunk_size=100, concurrency=1)
+                await client.submit_batch(
+                    campaign(), broken(), batch=BatchPolicy(chunk_size=100, concurrency=1)
+                )
+    assert info.value.reason is StopReason.SOURCE_ERROR
     assert info.value.partial.accepted_count == 200
 
 
@@ -203,8 +225,12 @@ async def test_cancellation_keeps_what_was_accepted() -> None:
         async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
             with anyio.move_on_after(1.0):
                 await client.submit_batch(
-                    campaign(), leads(2_000), chunk_size=100, concurrency=2, into=into
+                    campaign(),
+                    leads(2_000),
+                    batch=BatchPolicy(chunk_size=100, concurrency=2),
+                    into=into,
                 )
+    assert into.stopped_by is StopReason.CANCELLED
     assert into.accepted_count == 500
     assert into.failed_count == 200  # the two in flight when cancelled
     assert all(chunk.error_type == "Cancelled" for chunk in into.failed)
@@ -236,13 +262,13 @@ async def test_a_down_service_is_not_hammered() -> None:
         )
         retry = RetryPolicy(attempts=attempts, time_scale=0.0)
         async with UpscaleClient(emu.api_key, base_url=emu.base_url, retry=retry) as client:
-            batch = await client.submit_batch(
-                campaign(),
-                leads(10_000),
-                concurrency=concurrency,
-                max_consecutive_failures=threshold,
-            )
+            policy = BatchPolicy(concurrency=concurrency, max_consecutive_failures=threshold)
+            with pytest.raises(BatchInterruptedError) as info:
+                await client.submit_batch(campaign(), leads(10_000), batch=policy)
         sent = emu.state.endpoint_counts["request_message_generation"]
+    assert info.value.reason is StopReason.SERVICE_UNAVAILABLE
+    assert isinstance(info.value.__cause__, ServerError)
+    batch = info.value.partial
     assert batch.stopped_by == "service_unavailable"
     assert attempts <= sent <= (concurrency + threshold) * attempts
     assert batch.failed_count + batch.not_submitted_count == 10_000
@@ -255,7 +281,11 @@ async def test_leads_left_after_402_are_still_checked() -> None:
     source[250]["first_name"] = ""
     async with Emulator(webhook_secret=None, credits=200) as emu:
         async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
-            batch = await client.submit_batch(campaign(), iter(source), concurrency=1)
+            with pytest.raises(BatchInterruptedError) as info:
+                await client.submit_batch(
+                    campaign(), iter(source), batch=BatchPolicy(concurrency=1)
+                )
+    batch = info.value.partial
     assert batch.stopped_by == "insufficient_credits"
     assert batch.accepted_count == 100
     assert [r.index for r in batch.rejected] == [250]
@@ -276,7 +306,7 @@ async def test_a_failing_callback_stops_the_batch_with_the_partial_result() -> N
         async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
             with pytest.raises(BatchInterruptedError, match="No space left") as info:
                 await client.submit_batch(
-                    campaign(), leads(2_000), concurrency=1, on_accepted=record
+                    campaign(), leads(2_000), batch=BatchPolicy(concurrency=1), on_accepted=record
                 )
     partial = info.value.partial
     assert partial.stopped_by == "callback_error"

@@ -21,7 +21,7 @@ PIPELINE = (
     textwrap.dedent(
         """
     import asyncio, sys
-    from upscale_async import BatchJournal, Campaign, UpscaleClient
+    from upscale_async import BatchJournal, BatchPolicy, Campaign, UpscaleClient
 
     async def main(base_url: str, api_key: str, journal_path: str) -> None:
         campaign = Campaign(
@@ -39,7 +39,8 @@ PIPELINE = (
         with BatchJournal(journal_path) as journal:
             async with UpscaleClient(api_key, base_url=base_url) as client:
                 batch = await client.submit_batch(
-                    campaign, journal.skip_accepted(leads), chunk_size=CHUNK, concurrency=CONCURRENCY,
+                    campaign, journal.skip_accepted(leads),
+                    batch=BatchPolicy(chunk_size=CHUNK, concurrency=CONCURRENCY),
                     on_accepted=journal.record,
                 )
         assert batch.complete, batch.counts()

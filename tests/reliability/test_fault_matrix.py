@@ -14,13 +14,23 @@ from typing import Any
 import orjson
 import pytest
 
-from upscale_async import BatchSubmission, PollPolicy, RetrievedMessages, RetryPolicy, UpscaleClient
+from upscale_async import (
+    BatchInterruptedError,
+    BatchPolicy,
+    BatchSubmission,
+    PollPolicy,
+    RetrievedMessages,
+    RetryPolicy,
+    StopReason,
+    UpscaleClient,
+)
 from upscale_async.emulator import DeliveryPlan, Emulator, Fault, FaultPlan
 from upscale_async.webhooks import CompletionHub, StandardWebhooksVerifier, WebhookReceiver
 
 from ..integration.conftest import campaign, leads
 
 N = 10_000
+POLICY = BatchPolicy(chunk_size=100, concurrency=8)
 RETRY = RetryPolicy(attempts=10, wait_initial=0.01, wait_max=0.1, wait_jitter=0.01)
 REPORT: list[dict[str, Any]] = []
 
@@ -104,7 +114,7 @@ async def test_server_faults(
         async with UpscaleClient(
             emu.api_key, base_url=emu.base_url, retry=RETRY, **client_options
         ) as client:
-            batch = await client.submit_batch(campaign(), leads(N), chunk_size=100, concurrency=8)
+            batch = await client.submit_batch(campaign(), leads(N), batch=POLICY)
             results = await client.await_completion(
                 batch, poll=PollPolicy(initial=0.02, max_interval=0.1), timeout=120
             )
@@ -146,9 +156,7 @@ async def test_webhook_faults(delivery: DeliveryPlan, fallback: float) -> None:
             WebhookReceiver(hub, verifier=verifier) as receiver,
             UpscaleClient(emu.api_key, base_url=emu.base_url, retry=RETRY) as client,
         ):
-            batch = await client.submit_batch(
-                campaign(receiver.url), leads(N), chunk_size=100, concurrency=8
-            )
+            batch = await client.submit_batch(campaign(receiver.url), leads(N), batch=POLICY)
             poll = PollPolicy(initial=0.02, max_interval=0.2, fallback_interval=fallback)
             results = await client.await_completion(batch, hub=hub, poll=poll, timeout=120)
             await emu.wait_deliveries(10.0)
@@ -165,7 +173,7 @@ async def test_webhook_faults(delivery: DeliveryPlan, fallback: float) -> None:
             }
         )
         assert outcomes["dropped"] + outcomes["duplicate"] > 0
-    assert hub.stats().waiters == 0
+    assert (await hub.stats()).waiters == 0
 
 
 async def test_down_service_retry_budget() -> None:
@@ -173,9 +181,12 @@ async def test_down_service_retry_budget() -> None:
     async with Emulator(webhook_secret=None) as emu:
         emu.faults.set("*", FaultPlan(rate=1.0, choices=(Fault.http(503),)))
         async with UpscaleClient(emu.api_key, base_url=emu.base_url, retry=RETRY) as client:
-            batch = await client.submit_batch(campaign(), leads(N), chunk_size=100, concurrency=8)
+            with pytest.raises(BatchInterruptedError) as info:
+                await client.submit_batch(campaign(), leads(N), batch=POLICY)
         posts = emu.state.endpoint_counts["request_message_generation"]
     chunks = N // 100
+    batch = info.value.partial
+    assert info.value.reason is StopReason.SERVICE_UNAVAILABLE
     assert batch.stopped_by == "service_unavailable"
     assert batch.failed_count + batch.not_submitted_count == N
     assert posts <= (8 + 3) * RETRY.attempts

@@ -43,7 +43,7 @@ async def test_cancelled_cycles_leave_nothing_behind() -> None:
                 async with anyio.create_task_group() as tg:
                     for i in range(start, start + 10):
                         tg.start_soon(one_cycle, client, i, rng)
-            session = client._transport._session
+            session = client._api.transport._session
             assert session is not None
             connector = session.connector
             assert connector is not None

@@ -23,7 +23,7 @@ import aiohttp
 import anyio
 import pytest
 
-from upscale_async import PollPolicy, RetryPolicy, UpscaleClient
+from upscale_async import BatchPolicy, PollPolicy, RetryPolicy, UpscaleClient
 
 from ..integration.conftest import campaign, leads
 
@@ -89,8 +89,7 @@ async def test_soak(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
                     batch = await client.submit_batch(
                         campaign(),
                         leads(ROUND_LEADS, f"r{len(heap_after)}"),
-                        chunk_size=100,
-                        concurrency=8,
+                        batch=BatchPolicy(chunk_size=100, concurrency=8),
                     )
                     results = await client.await_completion(
                         batch, poll=PollPolicy(initial=0.02, max_interval=0.2), timeout=300

@@ -7,7 +7,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, aclosing, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, Literal
 
@@ -15,9 +15,11 @@ import anyio
 import attrs
 
 from .._client import UpscaleClient
-from .._config import ENV_API_KEY, PollPolicy
-from .._errors import UpscaleError
+from .._config import ENV_API_KEY, BatchPolicy, PollPolicy
+from .._errors import BatchInterruptedError, UpscaleError
 from .._models import Account, Campaign
+from .._results import StopReason
+from ..webhooks._receiver import DEFAULT_WEBHOOK_PATH
 from ._files import ExtraPolicy, InputError, LeadFile, ResultWriter, count_records, open_results
 from ._progress import Progress
 
@@ -98,25 +100,31 @@ async def connect(
         yield Target(emu.api_key, emu.base_url, emu)
 
 
+_INCOMPLETE_STOPS: Final = frozenset(
+    {StopReason.INSUFFICIENT_CREDITS, StopReason.SERVICE_UNAVAILABLE}
+)
+
+
 @attrs.frozen(kw_only=True)
 class GenerateOptions:
+    """Everything one ``generate`` run needs, from the command line or the demo."""
+
     leads: Path
-    leads_format: Literal["csv", "jsonl"]
-    extra_fields: ExtraPolicy
     campaign: Campaign
     campaign_path: Path
     out: Path
-    out_format: Literal["jsonl", "csv"]
-    chunk_size: int
-    concurrency: int
-    poll: bool
-    poll_interval: float | None
-    webhook_host: str
-    webhook_port: int
-    webhook_path: str
-    webhook_secret: str | None
-    timeout: float | None
-    quiet: bool
+    leads_format: Literal["csv", "jsonl"] = "csv"
+    extra_fields: ExtraPolicy = "error"
+    out_format: Literal["jsonl", "csv"] = "jsonl"
+    batch: BatchPolicy = attrs.field(factory=BatchPolicy)
+    poll: bool = False
+    poll_interval: float | None = None
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 0
+    webhook_path: str = DEFAULT_WEBHOOK_PATH
+    webhook_secret: str | None = None
+    timeout: float | None = None
+    quiet: bool = False
 
 
 @attrs.define
@@ -259,21 +267,26 @@ async def run_generate(
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(progress.run)
-            outcomes = client.generate(
-                campaign,
-                leads,
-                hub=hub,
-                poll=_poll_policy(options, embedded),
-                chunk_size=options.chunk_size,
-                concurrency=options.concurrency,
-                timeout=options.timeout,
-                on_progress=progress.on_batch,
-            )
-            async with aclosing(outcomes):
-                async for outcome in outcomes:
-                    drain_problems()
-                    writer.outcome(outcome)
-                    record(outcome.outcome)
+            try:
+                async with client.generate(
+                    campaign,
+                    leads,
+                    hub=hub,
+                    poll=_poll_policy(options, embedded),
+                    batch=options.batch,
+                    timeout=options.timeout,
+                    on_progress=progress.on_batch,
+                ) as outcomes:
+                    async for outcome in outcomes:
+                        drain_problems()
+                        writer.outcome(outcome)
+                        record(outcome.outcome)
+            except BatchInterruptedError as exc:
+                # Every lead is in the results already; credits running out and a service
+                # that looks down end the run as incomplete, the rest as errors.
+                if exc.reason not in _INCOMPLETE_STOPS:
+                    raise
+                note(f"stopped early: {exc.__cause__ or exc}")
             drain_problems()
             tg.cancel_scope.cancel()
 

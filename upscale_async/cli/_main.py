@@ -29,7 +29,13 @@ import attrs
 import orjson
 
 from .._client import UpscaleClient
-from .._config import DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY, ENV_API_KEY, ENV_BASE_URL
+from .._config import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_CONCURRENCY,
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    BatchPolicy,
+)
 from .._errors import (
     AuthenticationError,
     BatchInterruptedError,
@@ -38,6 +44,7 @@ from .._errors import (
     ValidationError,
 )
 from .._models import RetrievedMessages, SequenceStep
+from .._results import StopReason
 from .._spec.contract import SEQUENCE_FILTER_DEFAULT, SEQUENCE_FILTERS
 from .._version import __version__
 from ..webhooks._receiver import DEFAULT_WEBHOOK_PATH
@@ -331,8 +338,7 @@ def _generate_options(args: argparse.Namespace) -> GenerateOptions:
         campaign_path=args.campaign,
         out=args.out,
         out_format=out_format,
-        chunk_size=args.chunk_size,
-        concurrency=args.concurrency,
+        batch=BatchPolicy(chunk_size=args.chunk_size, concurrency=args.concurrency),
         poll=args.poll,
         poll_interval=args.poll_interval,
         webhook_host=args.webhook_host,
@@ -412,20 +418,10 @@ async def _demo(args: argparse.Namespace) -> int:
     campaign = read_campaign(campaign_path)
     options = GenerateOptions(
         leads=leads,
-        leads_format="csv",
-        extra_fields="error",
         campaign=campaign,
         campaign_path=campaign_path,
         out=results,
-        out_format="jsonl",
-        chunk_size=50,
-        concurrency=DEFAULT_CONCURRENCY,
-        poll=False,
-        poll_interval=None,
-        webhook_host="127.0.0.1",
-        webhook_port=0,
-        webhook_path=DEFAULT_WEBHOOK_PATH,
-        webhook_secret=None,
+        batch=BatchPolicy(chunk_size=50),
         timeout=120.0,
         quiet=args.quiet,
     )
@@ -500,6 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(str(exc), EXIT_USAGE)
         if isinstance(exc, ValidationError):
             return _fail("\n".join(exc.messages), EXIT_USAGE)
+        if isinstance(exc, BatchInterruptedError) and exc.reason is StopReason.AUTHENTICATION:
+            exc = exc.__cause__ or exc  # the key: fix it and run again
         if isinstance(exc, ConfigurationError | AuthenticationError):
             return _fail(str(exc), EXIT_USAGE)
         if isinstance(exc, BatchInterruptedError):

@@ -1,0 +1,107 @@
+"""The retry loop: which errors are retried, how long to wait, and one deadline for a whole call.
+
+Kept apart from the transport (which sends once and translates) so each step is a named,
+testable decision, in the shape of stamina and openai-python: :func:`retry_decision` says
+whether an error is transient and, for 429/503 with ``Retry-After``, how long the server asked
+to wait; :func:`call_with_retries` owns the counting, backoff, jitter, logging and deadline.
+Cancellation is never caught here.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
+
+import anyio
+
+from ._config import RetryPolicy
+from ._errors import APIError, RequestTimeoutError, TransportError, UpscaleError
+
+__all__ = ["call_with_retries", "retry_decision"]
+
+logger: Final = logging.getLogger("upscale_async")
+
+T = TypeVar("T")
+
+_RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+
+Send = Callable[[float | None], Awaitable[T]]
+"""One attempt, given the seconds it may take at most (None: the client's own timeout)."""
+
+
+def retry_decision(error: BaseException) -> bool | float:
+    """False: raise ``error`` now; True: retry after the backoff; a float: retry after that wait.
+
+    Connection errors and timeouts are transient; so are 408, 429 and 5xx. A ``Retry-After``
+    on any of them replaces the backoff (the caller caps it at ``retry_after_max``).
+    """
+    if isinstance(error, TransportError):
+        return True
+    if isinstance(error, APIError) and error.status in _RETRY_STATUSES:
+        return True if error.retry_after is None else error.retry_after
+    return False
+
+
+async def call_with_retries(
+    send: Send[T],
+    policy: RetryPolicy,
+    *,
+    method: str,
+    path: str,
+    rng: random.Random,
+) -> T:
+    """Run ``send`` until it succeeds, the error is not transient, or attempts or time run out.
+
+    No attempt starts, and no wait begins, that would end past ``policy.timeout``; an attempt
+    in flight at the deadline is bounded by the time left and raises
+    :class:`RequestTimeoutError`.
+    """
+    deadline = None if policy.timeout is None else anyio.current_time() + policy.timeout
+    attempt = 1
+    while True:
+        left = None if deadline is None else deadline - anyio.current_time()
+        try:
+            return await send(left)
+        except UpscaleError as error:
+            decision = retry_decision(error)
+            if decision is False or attempt >= policy.attempts:
+                raise
+            if decision is True:
+                delay = policy.backoff(attempt, rng.random())
+            else:
+                delay = min(float(decision), policy.retry_after_max)
+            delay *= policy.time_scale
+            if deadline is not None and anyio.current_time() + delay >= deadline:
+                logger.warning(
+                    "giving up on %s %s after %d attempts: the retry deadline of %g s would "
+                    "pass during the next wait; last error: %s",
+                    method,
+                    path,
+                    attempt,
+                    policy.timeout,
+                    error,
+                )
+                raise
+            logger.warning(
+                "retrying %s %s in %.2f s (attempt %d of %d) after: %s",
+                method,
+                path,
+                delay,
+                attempt + 1,
+                policy.attempts,
+                error,
+            )
+            attempt += 1
+            await anyio.sleep(delay)
+
+
+def deadline_error(method: str, path: str, seconds: float) -> RequestTimeoutError:
+    """The error for an attempt cut short by the overall retry deadline."""
+    return RequestTimeoutError(
+        f"no answer before the call's overall deadline (RetryPolicy.timeout, {seconds:.3g} s "
+        "left for this attempt); raise RetryPolicy(timeout=...) if the service is slow",
+        method=method,
+        path=path,
+    )
