@@ -429,3 +429,18 @@ class Account:
     monthly_credits: int | None = None
     monthly_allowance: int | None = None
     extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+def lead_wire(lead: Any) -> Any:
+    """A lead as it goes on the wire: a :class:`Lead`'s wire dict, anything else as given."""
+    return lead.to_wire() if isinstance(lead, Lead) else lead
+
+
+def lead_id(lead: Any) -> str | None:
+    """The ``automation_tool_lead_id`` of a :class:`Lead` or a mapping, if it is a string."""
+    if isinstance(lead, Lead):
+        return lead.automation_tool_lead_id
+    if isinstance(lead, Mapping):
+        value = lead.get("automation_tool_lead_id")
+        return value if isinstance(value, str) else None
+    return None
