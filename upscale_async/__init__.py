@@ -24,9 +24,7 @@ from ._errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
-    BatchInterruptedError,
     ClientClosedError,
-    CompletionTimeoutError,
     ConfigurationError,
     InsufficientCreditsError,
     NotFoundError,
@@ -57,8 +55,10 @@ from ._models import (
 )
 from ._results import (
     AcceptedRequest,
+    BatchInterruptedError,
     BatchProgress,
     BatchSubmission,
+    CompletionTimeoutError,
     FailedChunk,
     RejectedLead,
     StopReason,

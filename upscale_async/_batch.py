@@ -20,12 +20,12 @@ from ._config import BatchPolicy
 from ._errors import (
     APIError,
     AuthenticationError,
-    BatchInterruptedError,
     InsufficientCreditsError,
 )
 from ._models import Campaign, Lead
 from ._results import (
     AcceptedRequest,
+    BatchInterruptedError,
     BatchProgress,
     BatchSubmission,
     FailedChunk,

@@ -23,14 +23,18 @@ from ._api import Api
 from ._batch import LeadSource, ProgressCallback, submit_batch
 from ._config import BatchPolicy, PollPolicy
 from ._errors import (
-    BatchInterruptedError,
-    CompletionTimeoutError,
     RateLimitError,
     ServerError,
     TransportError,
 )
 from ._models import Campaign, CompletionEvent, LeadMessages, RetrievedMessages, lead_id
-from ._results import AcceptedRequest, BatchSubmission, RejectedLead
+from ._results import (
+    AcceptedRequest,
+    BatchInterruptedError,
+    BatchSubmission,
+    CompletionTimeoutError,
+    RejectedLead,
+)
 from ._spec.contract import MESSAGE_FIELDS
 
 __all__ = [

@@ -17,8 +17,10 @@
     ├── TransportError                         the request did not complete (connection, DNS, ...)
     │   └── RequestTimeoutError
     ├── ResponseValidationError                a 2xx body that does not fit the contract
-    ├── CompletionTimeoutError                 await_completion's deadline passed
+    ├── CompletionTimeoutError                 await_completion's deadline passed  (in _results)
     ├── BatchInterruptedError                  a batch stopped early: ``.partial``, ``.reason``
+    │                                          (in _results: both carry results, and this
+    │                                          module imports nothing of the package)
     ├── WebhookVerificationError               bad or stale webhook signature
     └── WebhookPayloadError                    a webhook body that is not a completion event
 """
@@ -26,19 +28,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ._models import RetrievedMessages
-    from ._results import BatchSubmission, StopReason
+from typing import Any
 
 __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
-    "BatchInterruptedError",
     "ClientClosedError",
-    "CompletionTimeoutError",
     "ConfigurationError",
     "InsufficientCreditsError",
     "NotFoundError",
@@ -185,46 +181,6 @@ class ResponseValidationError(UpscaleError):
 
     def __init__(self, message: str, *, body: Any = None) -> None:
         self.body = body
-        super().__init__(message)
-
-
-class CompletionTimeoutError(UpscaleError):
-    """``await_completion`` reached its deadline.
-
-    ``pending`` lists the ids still generating; ``last_seen`` maps each of them to the last
-    retrieve result seen (None when none was); ``completed`` holds what did finish.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        pending: Sequence[str],
-        last_seen: dict[str, RetrievedMessages | None],
-        completed: Sequence[RetrievedMessages] = (),
-    ) -> None:
-        self.pending = list(pending)
-        self.last_seen = last_seen
-        self.completed = list(completed)
-        super().__init__(message)
-
-
-class BatchInterruptedError(UpscaleError):
-    """A batch stopped before its end; ``partial`` accounts for every lead it saw.
-
-    The one way an early stop is reported, whatever ended it: ``reason`` (a
-    :class:`~upscale_async.StopReason`, also ``partial.stopped_by``) says what, and the
-    error that caused it (a 401 :class:`AuthenticationError`, a 402
-    :class:`InsufficientCreditsError`, the lead source's or a callback's exception, the last
-    chunk's error when the service looks down) is chained as ``__cause__``. Every lead not
-    accepted is in ``partial.rejected``, ``partial.failed`` or ``partial.not_submitted``:
-    persist ``partial`` (``partial.to_json()``) and resume with its ``not_submitted`` leads.
-    Cancellation is never turned into this error: pass ``into=`` to keep the partial result.
-    """
-
-    def __init__(self, message: str, *, partial: BatchSubmission, reason: StopReason) -> None:
-        self.partial = partial
-        self.reason = reason
         super().__init__(message)
 
 

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 import orjson
 
+from ._errors import UpscaleError
+from ._models import RetrievedMessages, lead_wire
 from ._models import lead_id as _lead_id
-from ._models import lead_wire
 
 __all__ = [
     "AcceptedRequest",
+    "BatchInterruptedError",
     "BatchProgress",
     "BatchSubmission",
+    "CompletionTimeoutError",
     "FailedChunk",
     "RejectedLead",
     "StopReason",
@@ -267,3 +270,43 @@ class BatchProgress:
     def leads_submitted(self) -> int:
         """Leads Upscale has accepted so far."""
         return self.leads_accepted
+
+
+class CompletionTimeoutError(UpscaleError):
+    """``await_completion`` reached its deadline.
+
+    ``pending`` lists the ids still generating; ``last_seen`` maps each of them to the last
+    retrieve result seen (None when none was); ``completed`` holds what did finish.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        pending: Sequence[str],
+        last_seen: dict[str, RetrievedMessages | None],
+        completed: Sequence[RetrievedMessages] = (),
+    ) -> None:
+        self.pending = list(pending)
+        self.last_seen = last_seen
+        self.completed = list(completed)
+        super().__init__(message)
+
+
+class BatchInterruptedError(UpscaleError):
+    """A batch stopped before its end; ``partial`` accounts for every lead it saw.
+
+    The one way an early stop is reported, whatever ended it: ``reason`` (a
+    :class:`~upscale_async.StopReason`, also ``partial.stopped_by``) says what, and the
+    error that caused it (a 401 :class:`AuthenticationError`, a 402
+    :class:`InsufficientCreditsError`, the lead source's or a callback's exception, the last
+    chunk's error when the service looks down) is chained as ``__cause__``. Every lead not
+    accepted is in ``partial.rejected``, ``partial.failed`` or ``partial.not_submitted``:
+    persist ``partial`` (``partial.to_json()``) and resume with its ``not_submitted`` leads.
+    Cancellation is never turned into this error: pass ``into=`` to keep the partial result.
+    """
+
+    def __init__(self, message: str, *, partial: BatchSubmission, reason: StopReason) -> None:
+        self.partial = partial
+        self.reason = reason
+        super().__init__(message)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import aclosing
 
 import anyio
 import pytest
 
 from upscale_async import (
+    AuthenticationError,
+    BatchInterruptedError,
+    BatchPolicy,
     CompletionTimeoutError,
     LeadOutcome,
     PollPolicy,
+    StopReason,
     UpscaleClient,
 )
 from upscale_async.emulator import DeliveryPlan, Emulator
@@ -35,14 +39,16 @@ async def test_200_requests_through_the_hub_need_one_retrieve_each() -> None:
             UpscaleClient(emu.api_key, base_url=emu.base_url) as client,
         ):
             batch = await client.submit_batch(
-                campaign(receiver.url), leads(2_000), chunk_size=10, concurrency=8
+                campaign(receiver.url),
+                leads(2_000),
+                batch=BatchPolicy(chunk_size=10, concurrency=8),
             )
             assert len(batch.accepted) == 200
             results = await client.await_completion(batch, hub=hub, poll=HUB_POLL, timeout=60)
         assert [r.secure_request_id for r in results] == batch.request_ids
         assert all(r.is_complete for r in results)
         assert emu.state.endpoint_counts["retrieve_messages"] == 200
-    assert hub.stats().waiters == 0
+    assert (await hub.stats()).waiters == 0
 
 
 async def test_polling_is_bounded_by_the_backoff() -> None:
@@ -51,7 +57,9 @@ async def test_polling_is_bounded_by_the_backoff() -> None:
     initial = 0.05
     async with Emulator(webhook_secret=None, latency=generation_time) as emu:
         async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
-            batch = await client.submit_batch(campaign(), leads(200), chunk_size=10)
+            batch = await client.submit_batch(
+                campaign(), leads(200), batch=BatchPolicy(chunk_size=10)
+            )
             poll = PollPolicy(initial=initial, factor=2.0, jitter=0.1)
             results = await client.await_completion(batch, poll=poll, timeout=30)
         assert all(r.is_complete for r in results)
@@ -110,7 +118,9 @@ async def test_lost_webhooks_complete_through_the_fallback_poll() -> None:
             WebhookReceiver(hub, verifier=verifier) as receiver,
             UpscaleClient(emu.api_key, base_url=emu.base_url) as client,
         ):
-            batch = await client.submit_batch(campaign(receiver.url), leads(200), chunk_size=10)
+            batch = await client.submit_batch(
+                campaign(receiver.url), leads(200), batch=BatchPolicy(chunk_size=10)
+            )
             poll = PollPolicy(initial=0.05, fallback_interval=0.3)
             results = await client.await_completion(batch, hub=hub, poll=poll, timeout=20)
         assert all(r.is_complete for r in results)
@@ -141,10 +151,12 @@ async def test_cancellation_leaves_no_waiter_behind() -> None:
     hub = CompletionHub()
     async with Emulator(webhook_secret=None, latency=30.0) as emu:
         async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
-            batch = await client.submit_batch(campaign(), leads(50), chunk_size=10)
+            batch = await client.submit_batch(
+                campaign(), leads(50), batch=BatchPolicy(chunk_size=10)
+            )
             with anyio.move_on_after(0.3):
                 await client.await_completion(batch, hub=hub, poll=HUB_POLL)
-    assert hub.stats().waiters == 0
+    assert (await hub.stats()).waiters == 0
 
 
 async def test_generate_yields_every_lead_and_overlaps_submit_and_wait() -> None:
@@ -161,16 +173,14 @@ async def test_generate_yields_every_lead_and_overlaps_submit_and_wait() -> None
             WebhookReceiver(hub, verifier=verifier) as receiver,
             UpscaleClient(emu.api_key, base_url=emu.base_url) as client,
         ):
-            stream = client.generate(
+            async with client.generate(
                 campaign(receiver.url),
                 iter(source),
                 hub=hub,
                 poll=HUB_POLL,
-                chunk_size=10,
-                concurrency=1,
+                batch=BatchPolicy(chunk_size=10, concurrency=1),
                 timeout=30,
-            )
-            async with aclosing(stream) as results:
+            ) as results:
                 async for outcome in results:
                     if emu_requests_at_first is None:
                         emu_requests_at_first = emu.state.accepted
@@ -191,21 +201,52 @@ async def test_generate_yields_every_lead_and_overlaps_submit_and_wait() -> None
 
 
 async def test_generate_stops_cleanly_when_closed_early() -> None:
-    """Breaking out of generate() inside aclosing leaves nothing running."""
+    """Leaving the generate() block early stops submitting and polling: nothing runs after it."""
     async with Emulator(webhook_secret=None) as emu:
         async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
-            stream = client.generate(
-                campaign(), leads(500), poll=PollPolicy(initial=0.02), chunk_size=10
-            )
-            async with aclosing(stream) as results:
+
+            def sdk_tasks() -> list[str]:
+                names = [t.get_name() for t in asyncio.all_tasks()]
+                return [n for n in names if n.startswith("upscale_async.")]
+
+            async with client.generate(
+                campaign(),
+                leads(5_000),
+                poll=PollPolicy(initial=0.02),
+                batch=BatchPolicy(chunk_size=10, concurrency=2),
+            ) as results:
                 async for _ in results:
+                    assert sdk_tasks()  # the pipeline runs while the block is open
                     break
+            assert sdk_tasks() == []
+            counts = dict(emu.state.endpoint_counts)
+            await asyncio.sleep(0.3)
+            assert dict(emu.state.endpoint_counts) == counts  # no request after the block
+            assert counts["request_message_generation"] < 500
+
+
+async def test_generate_passes_the_consumers_exception_through_unchanged() -> None:
+    """An exception raised in the consumer's loop leaves the block as it is, not in a group."""
+
+    class Stop(Exception):
+        pass
+
+    async with Emulator(webhook_secret=None) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
+
+            async def consume() -> None:
+                async with client.generate(
+                    campaign(), leads(200), poll=PollPolicy(initial=0.02)
+                ) as results:
+                    async for _ in results:
+                        raise Stop
+
+            with pytest.raises(Stop):
+                await consume()
 
 
 async def test_generate_accounts_for_every_lead_when_the_key_fails() -> None:
     """A 401 still yields an outcome for every lead seen (not_submitted, rejected), then raises."""
-    from upscale_async import AuthenticationError
-
     source = [lead(i) for i in range(120)]
     source[3]["first_name"] = ""
     outcomes: list[LeadOutcome] = []
@@ -213,13 +254,16 @@ async def test_generate_accounts_for_every_lead_when_the_key_fails() -> None:
         async with UpscaleClient("revoked", base_url=emu.base_url) as client:
 
             async def consume() -> None:
-                stream = client.generate(campaign(), iter(source), chunk_size=50)
-                async with aclosing(stream) as results:
+                async with client.generate(
+                    campaign(), iter(source), batch=BatchPolicy(chunk_size=50)
+                ) as results:
                     async for outcome in results:
                         outcomes.append(outcome)
 
-            with pytest.raises(AuthenticationError):
+            with pytest.raises(BatchInterruptedError) as info:
                 await consume()
+    assert info.value.reason is StopReason.AUTHENTICATION
+    assert isinstance(info.value.__cause__, AuthenticationError)
     assert Counter(o.outcome for o in outcomes) == {"not_submitted": 119, "rejected": 1}
 
 
@@ -238,10 +282,12 @@ async def test_generate_yields_rejected_leads_as_they_are_found() -> None:
 
     async with Emulator(webhook_secret=None, latency=0.2) as emu:
         async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
-            stream = client.generate(
-                campaign(), source(), poll=PollPolicy(initial=0.05), chunk_size=10, concurrency=1
-            )
-            async with aclosing(stream) as results:
+            async with client.generate(
+                campaign(),
+                source(),
+                poll=PollPolicy(initial=0.05),
+                batch=BatchPolicy(chunk_size=10, concurrency=1),
+            ) as results:
                 first = await anext(results)
                 assert first.outcome == "rejected"
                 assert pulled < 1_000

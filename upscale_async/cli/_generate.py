@@ -16,9 +16,9 @@ import attrs
 
 from .._client import UpscaleClient
 from .._config import ENV_API_KEY, BatchPolicy, PollPolicy
-from .._errors import BatchInterruptedError, UpscaleError
+from .._errors import UpscaleError
 from .._models import Account, Campaign
-from .._results import StopReason
+from .._results import BatchInterruptedError, StopReason
 from ..webhooks._receiver import DEFAULT_WEBHOOK_PATH
 from ._files import ExtraPolicy, InputError, LeadFile, ResultWriter, count_records, open_results
 from ._progress import Progress
@@ -220,7 +220,7 @@ async def run_generate(
                     verifier = StandardWebhooksVerifier(secret)
                 except (TypeError, ValueError) as exc:
                     raise InputError(f"bad webhook secret: {exc}") from None
-                hub = CompletionHub()
+                hub = await stack.enter_async_context(CompletionHub())
                 receiver = WebhookReceiver(
                     hub,
                     verifier=verifier,

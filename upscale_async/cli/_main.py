@@ -38,13 +38,12 @@ from .._config import (
 )
 from .._errors import (
     AuthenticationError,
-    BatchInterruptedError,
     ConfigurationError,
     UpscaleError,
     ValidationError,
 )
 from .._models import RetrievedMessages, SequenceStep
-from .._results import StopReason
+from .._results import BatchInterruptedError, StopReason
 from .._spec.contract import SEQUENCE_FILTER_DEFAULT, SEQUENCE_FILTERS
 from .._version import __version__
 from ..webhooks._receiver import DEFAULT_WEBHOOK_PATH

@@ -27,7 +27,9 @@ from ._state import EmulatorState, GenerationRequest
 from ._texts import message_field, render
 
 if TYPE_CHECKING:
-    from ._server import Emulator
+    from ._config import EmulatorConfig
+    from ._faults import FaultInjector
+    from ._generation import Engine
 
 __all__ = ["API_PREFIX", "build_app"]
 
@@ -79,10 +81,21 @@ def _wants_status(path: str) -> bool:
 
 
 class _Handlers:
-    def __init__(self, emulator: Emulator) -> None:
-        self.emu = emulator
-        self.config = emulator.config
-        self.state = emulator.state
+    """The request handlers, over the emulator's parts (not the Emulator itself: no cycle)."""
+
+    def __init__(
+        self,
+        config: EmulatorConfig,
+        state: EmulatorState,
+        engine: Engine,
+        faults: FaultInjector,
+        created_at: str,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.engine = engine
+        self.faults = faults
+        self.created_at = created_at
         # The base row of leads_data: every message key, null until generated, in the order of
         # the documented examples (the assumed stage_ambition_message last).
         self.empty_messages: dict[str, None] = dict.fromkeys(_FIELD_ORDER)
@@ -134,7 +147,7 @@ class _Handlers:
         _, types = check_sequence(
             body["message_sequence"], allow_unknown_message_types=config.allow_unknown_message_types
         )
-        accepted = self.emu.engine.submit(key, body, list(dict.fromkeys(types)))
+        accepted = self.engine.submit(key, body, list(dict.fromkeys(types)))
         if accepted is None:
             return _error(ERR_NO_CREDITS, 402, with_status=False)
         return _json({"message": "Success", "secure_request_id": accepted[0]})
@@ -241,7 +254,7 @@ class _Handlers:
         account = self.state.accounts[key]
         return _json(
             {
-                "created_at": self.emu.created_at,
+                "created_at": self.created_at,
                 "plan_name": "Emulator plan",
                 "monthly_credits": account.credits,
                 "monthly_allowance": account.allowance,
@@ -254,7 +267,7 @@ class _Handlers:
     def endpoint(self, name: str, handler: Handler) -> Handler:
         """Wrap a handler with request counting and the endpoint's fault plan."""
         state = self.state
-        faults = self.emu.faults
+        faults = self.faults
 
         async def handle(request: web.Request) -> web.StreamResponse:
             state.endpoint_counts[name] += 1
@@ -322,12 +335,16 @@ def _body(text: str, with_status: bool) -> dict[str, str]:
     return {"error": text, "status": "error"} if with_status else {"error": text}
 
 
-def build_app(emulator: Emulator) -> web.Application:
+def build_app(
+    config: EmulatorConfig,
+    state: EmulatorState,
+    engine: Engine,
+    faults: FaultInjector,
+    created_at: str,
+) -> web.Application:
     """The application serving both path generations under ``/api/v2``."""
-    handlers = _Handlers(emulator)
-    app = web.Application(
-        client_max_size=emulator.config.max_body_size, middlewares=[_json_errors(emulator.state)]
-    )
+    handlers = _Handlers(config, state, engine, faults, created_at)
+    app = web.Application(client_max_size=config.max_body_size, middlewares=[_json_errors(state)])
     routes: list[tuple[str, str, tuple[str, ...], Handler]] = [
         (
             "POST",

@@ -62,6 +62,11 @@ class Emulator:
 
     @property
     def port(self) -> int:
+        """The port it listens on (127.0.0.1).
+
+        Raises:
+            RuntimeError: the emulator is not running.
+        """
         if self._port is None:
             raise RuntimeError("the emulator is not running; use `async with Emulator() as emu:`")
         return self._port
@@ -98,12 +103,20 @@ class Emulator:
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
+        """Start listening (``async with Emulator()`` calls this).
+
+        Raises:
+            RuntimeError: it is already running.
+        """
         if self._runner is not None:
             raise RuntimeError("the emulator is already running")
         if self.config.doc_examples:
             self.engine.add_doc_example(self.api_key)
         runner = web.AppRunner(
-            build_app(self), access_log=None, handle_signals=False, shutdown_timeout=0.5
+            build_app(self.config, self.state, self.engine, self.faults, self.created_at),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=0.5,
         )
         await runner.setup()
         try:
