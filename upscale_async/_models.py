@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from ._spec.contract import MESSAGE_FIELDS, MessageType, Tone
+from ._spec.sequence import SequenceEntry, parse_entry
 
 __all__ = [
     "Account",
@@ -43,6 +44,7 @@ class SequenceStep:
     wait_days: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
+        """The JSON object sent on the wire: ``{"step": n, "messageType": "..."}``."""
         return {"step": self.step, "messageType": str(self.message_type)}
 
 
@@ -66,16 +68,16 @@ def _to_sequence(value: Iterable[Any]) -> tuple[SequenceStep, ...]:
     for i, entry in enumerate(value):
         if isinstance(entry, SequenceStep):
             steps.append(entry)
-        elif isinstance(entry, Mapping):
-            steps.append(
-                SequenceStep(
-                    step=entry.get("step"),  # type: ignore[arg-type]
-                    message_type=_as_message_type(entry.get("messageType")),
-                    wait_days=entry.get("wait_days"),
-                )
+            continue
+        # Kept as written (validation reports what is wrong), a non-str enum as a message type.
+        parsed = parse_entry(entry, i) or SequenceEntry(i + 1, entry)
+        steps.append(
+            SequenceStep(
+                step=parsed.step,  # type: ignore[arg-type]
+                message_type=_as_message_type(parsed.message_type),
+                wait_days=parsed.wait_days,  # type: ignore[arg-type]
             )
-        else:
-            steps.append(SequenceStep(step=i + 1, message_type=_as_message_type(entry)))
+        )
     return tuple(steps)
 
 
@@ -266,6 +268,7 @@ class LeadMessages:
 
     @property
     def no_job_posts(self) -> Any:
+        """The lead's ``no_job_posts`` flag as sent (None when absent)."""
         return self.raw.get("no_job_posts")
 
     @property
@@ -289,22 +292,27 @@ class LeadMessages:
 
     @property
     def connection_request(self) -> str | None:
+        """The connection request (``outreach_message``), or None."""
         return self.raw.get("outreach_message")
 
     @property
     def first_follow_up(self) -> str | None:
+        """The first follow-up (``first_follow_up_message``), or None."""
         return self.raw.get("first_follow_up_message")
 
     @property
     def stage_ambition(self) -> str | None:
+        """The stage-ambition message (``stage_ambition_message``, D5), or None."""
         return self.raw.get("stage_ambition_message")
 
     @property
     def share_material(self) -> str | None:
+        """The share-material message (``share_material_message``), or None."""
         return self.raw.get("share_material_message")
 
     @property
     def hiring_activity(self) -> str | None:
+        """The hiring-activity message (``hiring_activity_message``), or None."""
         return self.raw.get("hiring_activity_message")
 
     @property
@@ -351,18 +359,22 @@ class RetrievedMessages:
 
     @property
     def automation_tool_campaign_id(self) -> str | None:
+        """The campaign's id (``campaign.automation_tool_campaign_id``)."""
         return self.campaign.automation_tool_campaign_id
 
     @property
     def message_sequence(self) -> tuple[SequenceStep | str, ...]:
+        """The echoed sequence (``campaign.message_sequence``)."""
         return self.campaign.message_sequence
 
     @property
     def secure_request_id(self) -> str:
+        """The generation request's id (from ``metadata``)."""
         return self.metadata.request_message_generation_api_request_secure_request_id
 
     @property
     def automation_tool_customer_id(self) -> str | None:
+        """The customer id echoed in ``account``, or None."""
         value = self.account.get("automation_tool_customer_id")
         return value if isinstance(value, str) else None
 

@@ -33,6 +33,7 @@ from ._models import (
     SequenceTemplate,
     _as_message_type,
 )
+from ._spec.sequence import SequenceEntry, parse_sequence
 
 __all__ = ["encode_request", "structure_retrieved"]
 
@@ -75,18 +76,26 @@ def _object(value: Any, path: str) -> dict[str, Any]:
     return value
 
 
-def _opt_str(value: Any, path: str) -> str | None:
+#: Makes the error for a value that does not fit: (path, what was expected, the value).
+_MakeError = Callable[[str, str, Any], Exception]
+
+
+def _opt_str(value: Any, path: str, error: _MakeError = _bad) -> str | None:
+    """``value`` when it is a string or None, else raise ``error(path, ...)``."""
     if value is None or isinstance(value, str):
         return value
-    raise _bad(path, "a string or null", value)
+    raise error(path, "a string or null", value)
 
 
-def _opt_int(value: Any, path: str) -> int | None:
+def _opt_int(
+    value: Any, path: str, error: _MakeError = _bad, *, whole_floats: bool = True
+) -> int | None:
+    """``value`` when it is an integer (or, with ``whole_floats``, 12.0) or None, else raise."""
     if value is None or (type(value) is int):
         return value
-    if isinstance(value, float) and value.is_integer():
+    if whole_floats and isinstance(value, float) and value.is_integer():
         return int(value)
-    raise _bad(path, "an integer or null", value)
+    raise error(path, "an integer or null", value)
 
 
 def _req_str(value: Any, path: str) -> str:
@@ -164,25 +173,27 @@ def _metadata(data: Any, fallback_id: str | None) -> RetrievalMetadata:
     )
 
 
+def _lenient_step(entry: SequenceEntry, index: int) -> SequenceStep:
+    """A step read leniently: a missing or odd ``step`` is the position, odd ``wait_days`` None."""
+    step, kind, wait_days = entry.step, entry.message_type, entry.wait_days
+    return SequenceStep(
+        step=step if type(step) is int else index + 1,
+        message_type=_as_message_type("" if kind is None else kind),
+        wait_days=wait_days if type(wait_days) is int else None,
+    )
+
+
 def _echoed_sequence(value: Any) -> tuple[SequenceStep | str, ...]:
+    """The echoed ``message_sequence``: strings as they are, objects as SequenceStep."""
     if value is None:
         return ()
     if not isinstance(value, list):
         raise _bad("campaign.message_sequence", "an array", value)
     out: list[SequenceStep | str] = []
-    for i, entry in enumerate(value):
-        if isinstance(entry, str):
-            out.append(entry)
-        elif isinstance(entry, dict):
-            step = entry.get("step")
-            out.append(
-                SequenceStep(
-                    step=step if type(step) is int else i + 1,
-                    message_type=_as_message_type(entry.get("messageType", "")),
-                )
-            )
-        else:
-            raise _bad(f"campaign.message_sequence[{i}]", "a string or an object", entry)
+    for i, entry in enumerate(parse_sequence(value)):
+        if entry is None:
+            raise _bad(f"campaign.message_sequence[{i}]", "a string or an object", value[i])
+        out.append(_lenient_step(entry, i) if entry.is_object else value[i])
     return tuple(out)
 
 
@@ -251,20 +262,15 @@ def _json_type(value: object) -> str:
     return "array" if isinstance(value, list) else "object"
 
 
-def _optional_str(data: Mapping[str, Any], field: str) -> str | None:
-    value = data.get(field)
-    if value is None or isinstance(value, str):
-        return value
-    raise WebhookPayloadError(f"{field} must be a string or null, not a {_json_type(value)}")
+def _payload_error(field: str, expected: str, value: Any) -> WebhookPayloadError:
+    """The error for a webhook payload field that does not fit, naming its JSON type."""
+    return WebhookPayloadError(f"{field} must be {expected}, not a {_json_type(value)}")
 
 
 def _optional_count(data: Mapping[str, Any], field: str) -> int | None:
-    value = data.get(field)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise WebhookPayloadError(f"{field} must be an integer or null, not {value!r:.40}")
-    if value < 0:
+    """A webhook count: an integer of at least 0 (never a float) or None."""
+    value = _opt_int(data.get(field), field, _payload_error, whole_floats=False)
+    if value is not None and value < 0:
         raise WebhookPayloadError(f"{field} must be >= 0, got {value}")
     return value
 
@@ -295,7 +301,7 @@ def structure_event(data: Any, webhook_id: str | None = None) -> CompletionEvent
     return CompletionEvent(
         secure_request_id=request_id,
         status=status,
-        completed_at=_optional_str(data, "completed_at"),
+        completed_at=_opt_str(data.get("completed_at"), "completed_at", _payload_error),
         requested_messages_count=_optional_count(data, "requested_messages_count"),
         generated_messages_count=_optional_count(data, "generated_messages_count"),
         webhook_triggered_at=triggered,
@@ -316,21 +322,10 @@ def _structure_sequence(data: Any, _: type) -> SequenceTemplate:
         raw_steps = body.get("message_types") or []
     if not isinstance(raw_steps, list):
         raise _bad("sequence.steps", "an array", raw_steps)
-    for i, entry in enumerate(raw_steps):
-        if isinstance(entry, str):
-            steps.append(SequenceStep(step=i + 1, message_type=_as_message_type(entry)))
-        elif isinstance(entry, dict):
-            step = entry.get("step")
-            wait = entry.get("wait_days")
-            steps.append(
-                SequenceStep(
-                    step=step if type(step) is int else i + 1,
-                    message_type=_as_message_type(entry.get("messageType", "")),
-                    wait_days=wait if type(wait) is int else None,
-                )
-            )
-        else:
-            raise _bad(f"sequence.steps[{i}]", "a string or an object", entry)
+    for i, entry in enumerate(parse_sequence(raw_steps)):
+        if entry is None:
+            raise _bad(f"sequence.steps[{i}]", "a string or an object", raw_steps[i])
+        steps.append(_lenient_step(entry, i))
     saturated = body.get("saturated_markets")
     if isinstance(saturated, str):
         saturated = saturated.lower() == "true"

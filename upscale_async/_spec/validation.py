@@ -23,6 +23,7 @@ from .contract import (
     MessageType,
 )
 from .countries import ISO_3166_ALPHA2
+from .sequence import parse_sequence
 
 #: One problem: (path, message). The message starts with the path, as the server's do.
 Problem = tuple[str, str]
@@ -53,6 +54,7 @@ _CAMPAIGN_URL_FIELDS: Final = frozenset({"completion_notification_url", "proposi
 
 
 def required(path: str) -> Problem:
+    """The server's problem for a missing or blank required field at ``path``."""
     return (path, f"{path} is required but was missing or blank")
 
 
@@ -95,23 +97,9 @@ def check_sequence(
     problems: list[Problem] = []
     types: list[str] = []
     steps: list[int] = []
-    for i, entry in enumerate(sequence):
+    for i, entry in enumerate(parse_sequence(sequence)):
         path = f"message_sequence[{i}]"
-        if isinstance(entry, str):
-            kind: object = entry
-            kind_path = path
-            steps.append(i + 1)
-        elif isinstance(entry, Mapping):
-            kind = entry.get("messageType")
-            kind_path = f"{path}.messageType"
-            step = entry.get("step")
-            if step is None:
-                problems.append(required(f"{path}.step"))
-            elif type(step) is not int or step < 1:
-                problems.append((f"{path}.step", f"{path}.step must be an integer of at least 1"))
-            else:
-                steps.append(step)
-        else:
+        if entry is None:
             problems.append(
                 (
                     path,
@@ -119,6 +107,19 @@ def check_sequence(
                 )
             )
             continue
+        kind = entry.message_type
+        kind_path = path
+        if entry.is_object:
+            kind_path = f"{path}.messageType"
+            step = entry.step
+            if step is None:
+                problems.append(required(f"{path}.step"))
+            elif type(step) is not int or step < 1:
+                problems.append((f"{path}.step", f"{path}.step must be an integer of at least 1"))
+            else:
+                steps.append(step)
+        else:
+            steps.append(i + 1)
         if not _is_present(kind):
             problems.append(required(kind_path))
         elif not isinstance(kind, str):

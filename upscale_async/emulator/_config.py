@@ -65,6 +65,7 @@ class DeliveryPlan:
 
     @property
     def is_noop(self) -> bool:
+        """True when the plan changes nothing (no drops, one delivery each)."""
         return self.drop_first == 0 and self.duplicates == 1
 
 

@@ -16,6 +16,8 @@ ENDPOINTS = ("request_message_generation", "retrieve_messages", "get_sequences",
 
 
 class FaultKind(enum.StrEnum):
+    """What a :class:`Fault` does to a request."""
+
     STATUS = "status"
     """Answer with an error status (429 carries ``Retry-After``) without processing."""
     DROP_BEFORE = "drop_before"
@@ -46,14 +48,21 @@ class Fault:
 
     @classmethod
     def drop_before(cls) -> Fault:
+        """Close the connection before the request is processed (nothing changes)."""
         return cls(FaultKind.DROP_BEFORE)
 
     @classmethod
     def drop_after(cls) -> Fault:
+        """Process the request fully, then close the connection unanswered."""
         return cls(FaultKind.DROP_AFTER)
 
     @classmethod
     def slow(cls, seconds: float) -> Fault:
+        """Wait ``seconds``, then answer normally.
+
+        Raises:
+            ValueError: ``seconds`` is negative.
+        """
         if seconds < 0:
             raise ValueError("a delay must be >= 0 seconds")
         return cls(FaultKind.DELAY, delay=seconds)
@@ -151,6 +160,7 @@ class FaultInjector:
             self._running.pop(name, None)
 
     def plan(self, endpoint: str) -> FaultPlan | None:
+        """The plan running on ``endpoint`` (a name of ``ENDPOINTS``), or None."""
         running = self._running.get(endpoint)
         return None if running is None else running.plan
 

@@ -71,6 +71,7 @@ class GenerationRequest:
 
     @property
     def complete(self) -> bool:
+        """True when every message of the request has been generated (or failed)."""
         return self.done >= self.work
 
     def failed_count(self, done: int | None = None) -> int:
@@ -152,6 +153,7 @@ class EmulatorState:
         return self._account(api_key).credits
 
     def credits_used(self, api_key: str | None = None) -> int:
+        """The credits ``api_key`` (default: the first key) has spent."""
         return self._account(api_key).used
 
     def charge_counts(self) -> Counter[tuple[str, str, str]]:
@@ -177,9 +179,11 @@ class EmulatorState:
         return self.fault_log
 
     def request(self, request_id: str) -> GenerationRequest:
+        """The stored request behind a ``secure_request_id`` (KeyError if unknown)."""
         return self.requests[request_id]
 
     def deliveries_for(self, request_id: str) -> list[DeliveryRecord]:
+        """Every webhook delivery attempt for one request, in order."""
         return [d for d in self.deliveries if d.request_id == request_id]
 
     def _account(self, api_key: str | None) -> Account:

@@ -53,6 +53,12 @@ class EmulatorThread:
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> Self:
+        """Start the thread and wait until the emulator listens (``with`` calls this).
+
+        Raises:
+            RuntimeError: it was already started, or the emulator did not start in time
+                (or failed to start).
+        """
         if self._thread is not None:
             raise RuntimeError("the emulator thread was already started")
         self._thread = threading.Thread(target=self._run, name="upscale-emulator", daemon=True)
@@ -65,6 +71,11 @@ class EmulatorThread:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop the emulator and join the thread; a no-op when it is not running.
+
+        Raises:
+            RuntimeError: the thread did not stop in time, or the emulator failed while running.
+        """
         loop, stop, thread = self._loop, self._stop, self._thread
         if loop is not None and stop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed in between
@@ -108,24 +119,29 @@ class EmulatorThread:
     # -- handles ----------------------------------------------------------------------------
     @property
     def emulator(self) -> Emulator:
+        """The running :class:`~upscale_async.emulator.Emulator` (RuntimeError if not running)."""
         if self._emulator is None:
             raise RuntimeError("the emulator is not running")
         return self._emulator
 
     @property
     def base_url(self) -> str:
+        """The API base URL, ``http://127.0.0.1:PORT/api/v2``."""
         return self.emulator.base_url
 
     @property
     def api_key(self) -> str:
+        """The first valid API key."""
         return self.emulator.api_key
 
     @property
     def webhook_secret(self) -> str | None:
+        """The secret webhooks are signed with (None: no webhooks)."""
         return self.emulator.webhook_secret
 
     @property
     def state(self) -> EmulatorState:
+        """The emulator's state (requests, credits, deliveries); read it, do not change it."""
         return self.emulator.state
 
     @property
@@ -145,9 +161,11 @@ class EmulatorThread:
         return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=10)
 
     def add_credits(self, n: int, *, api_key: str | None = None) -> int:
+        """Give ``n`` more credits to ``api_key`` (default: the first key); return the total."""
         return self.call(self.emulator.add_credits, n, api_key=api_key)
 
     def set_delivery_plan(self, plan: DeliveryPlan) -> None:
+        """Tamper with the webhook events triggered from now on (drop / duplicate)."""
         self.call(self.emulator.set_delivery_plan, plan)
 
     def wait_deliveries(self, timeout: float = 10.0) -> None:
