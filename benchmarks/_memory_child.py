@@ -22,7 +22,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from upscale_async import UpscaleClient
+from upscale_async import BatchPolicy, UpscaleClient
 from upscale_async.testing import iter_sample_leads, make_campaign
 
 
@@ -45,15 +45,12 @@ def vm_hwm_kib() -> int | None:
 async def run(n: int, base_url: str, chunk_size: int, concurrency: int) -> dict[str, Any]:
     async with UpscaleClient("bench-key", base_url=base_url) as client:
         # One small request first, so the session and the code paths exist in the baseline.
-        await client.submit_batch(
-            make_campaign(), iter_sample_leads(chunk_size), chunk_size=chunk_size
-        )
+        policy = BatchPolicy(chunk_size=chunk_size, concurrency=concurrency)
+        await client.submit_batch(make_campaign(), iter_sample_leads(chunk_size), batch=policy)
         gc.collect()
         baseline = max_rss_kib()
         started = time.perf_counter()
-        batch = await client.submit_batch(
-            make_campaign(), iter_sample_leads(n), chunk_size=chunk_size, concurrency=concurrency
-        )
+        batch = await client.submit_batch(make_campaign(), iter_sample_leads(n), batch=policy)
         elapsed = time.perf_counter() - started
         peak = max_rss_kib()
         counts = batch.counts()

@@ -66,7 +66,14 @@ from _emulator_proc import EmulatorProcess  # noqa: E402
 from _sink import start_sink, stop_sink  # noqa: E402
 
 import upscale_async  # noqa: E402
-from upscale_async import Campaign, Lead, MessageType, PollPolicy, UpscaleClient  # noqa: E402
+from upscale_async import (  # noqa: E402
+    BatchPolicy,
+    Campaign,
+    Lead,
+    MessageType,
+    PollPolicy,
+    UpscaleClient,
+)
 from upscale_async._spec.validation import check_lead  # noqa: E402
 from upscale_async._wire import encode_request, structure_retrieved  # noqa: E402
 from upscale_async.testing import iter_sample_leads, make_campaign, sample_leads  # noqa: E402
@@ -207,13 +214,10 @@ class SubmitBench:
     async def _sdk(self, pool: Sequence[Any], chunk: int, concurrency: int) -> tuple[int, float]:
         async with UpscaleClient(API_KEY, base_url=self.base_url) as client:
             warm = list(pool[: chunk * min(concurrency, 16)])
-            await client.submit_batch(
-                self.campaign, warm, chunk_size=chunk, concurrency=concurrency
-            )
+            policy = BatchPolicy(chunk_size=chunk, concurrency=concurrency)
+            await client.submit_batch(self.campaign, warm, batch=policy)
             started, cpu = time.perf_counter(), time.process_time()
-            batch = await client.submit_batch(
-                self.campaign, pool, chunk_size=chunk, concurrency=concurrency
-            )
+            batch = await client.submit_batch(self.campaign, pool, batch=policy)
             elapsed = time.perf_counter() - started
             self.cpu = time.process_time() - cpu
         if batch.accepted_count != len(pool):

@@ -23,7 +23,13 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from upscale_async import BatchSubmission, PollPolicy, UpscaleClient
+from upscale_async import (
+    BatchInterruptedError,
+    BatchPolicy,
+    BatchSubmission,
+    PollPolicy,
+    UpscaleClient,
+)
 
 OPTIONAL = ("lead_company_website_url", "lead_specified_url")
 
@@ -47,7 +53,15 @@ async def run(
     client: UpscaleClient, campaign: dict[str, Any], leads: Any, out: IO[str], state: Path
 ) -> BatchSubmission:
     """Submit, save the state, await completion and append one JSON line per lead."""
-    batch = await client.submit_batch(campaign, leads, chunk_size=50, concurrency=4)
+    try:
+        batch = await client.submit_batch(
+            campaign, leads, batch=BatchPolicy(chunk_size=50, concurrency=4)
+        )
+    except BatchInterruptedError as stopped:
+        # Credits ran out, the key failed, the service looks down...: every lead is still
+        # accounted for in `partial`; wait for what was accepted, resume the rest later.
+        print(f"stopped early ({stopped.reason}): {stopped.__cause__}")
+        batch = stopped.partial
     save(state, batch)  # persist before waiting: a crash loses nothing
     for rejected in batch.rejected:
         write(out, lead_id=rejected.lead_id, outcome="rejected", errors=rejected.messages)

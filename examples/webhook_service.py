@@ -19,7 +19,7 @@ from contextlib import AsyncExitStack
 
 from aiohttp import web
 
-from upscale_async import Campaign, MessageType, PollPolicy, UpscaleClient
+from upscale_async import BatchPolicy, Campaign, MessageType, PollPolicy, UpscaleClient
 from upscale_async.webhooks import CompletionHub, StandardWebhooksVerifier, webhook_handler
 
 WEBHOOK_PATH = "/upscale/webhook"
@@ -55,7 +55,7 @@ def leads(number: int) -> list[dict[str, str | None]]:
 
 
 async def run_campaign(client: UpscaleClient, hub: CompletionHub, c: Campaign, n: int) -> str:
-    batch = await client.submit_batch(c, leads(n), chunk_size=10)
+    batch = await client.submit_batch(c, leads(n), batch=BatchPolicy(chunk_size=10))
     results = await client.await_completion(
         batch, hub=hub, poll=PollPolicy(fallback_interval=30.0), timeout=600
     )
@@ -67,9 +67,9 @@ async def run_campaign(client: UpscaleClient, hub: CompletionHub, c: Campaign, n
 
 
 async def main(args: argparse.Namespace) -> None:
-    hub = CompletionHub()
     api_key, base_url = args.api_key, args.base_url
     async with AsyncExitStack() as stack:
+        hub = await stack.enter_async_context(CompletionHub())
         if not (api_key or os.environ.get("UPSCALE_API_KEY")):
             from upscale_async.emulator import Emulator
 
@@ -102,7 +102,7 @@ async def main(args: argparse.Namespace) -> None:
             ]
         for task in tasks:
             print(task.result())
-        print(f"hub: {hub.stats()}")
+        print(f"hub: {await hub.stats()}")
 
 
 if __name__ == "__main__":

@@ -163,3 +163,22 @@ def test_importing_the_package_loads_no_cli_emulator_or_pytest() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_is_longer_than_60_lines_unless_a_comment_says_why() -> None:
+    """Functions stay short; a longer one carries a ``# Long: <why>`` comment above its def."""
+    too_long = []
+    for module, path in _modules().items():
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            length = (node.end_lineno or node.lineno) - start + 1
+            reason = lines[start - 2].strip() if start >= 2 else ""
+            if length > MAX_FUNCTION_LINES and not reason.startswith("# Long: "):
+                too_long.append(f"{module}.{node.name} ({length} lines)")
+    assert too_long == []

@@ -18,12 +18,19 @@ __all__ = [
     "Routes",
 ]
 
+#: The real service (D1); override with ``base_url=`` or ``UPSCALE_BASE_URL``.
 DEFAULT_BASE_URL: Final = "https://app.upscaleoutreach.com/api/v2"
+#: Seconds one attempt of one request may take.
 DEFAULT_TIMEOUT: Final = 30.0
+#: Leads per request in a batch (``BatchPolicy.chunk_size``).
 DEFAULT_CHUNK_SIZE: Final = 100
+#: Requests in flight at once in a batch (``BatchPolicy.concurrency``).
 DEFAULT_CONCURRENCY: Final = 8
+#: Connections the client's own session may open at once.
 DEFAULT_MAX_CONNECTIONS: Final = 100
+#: Chunks in a row that may fail before a batch stops (``BatchPolicy``).
 DEFAULT_MAX_CONSECUTIVE_FAILURES: Final = 3
+#: Seconds one call may take in all, every retry and wait included (``RetryPolicy.timeout``).
 DEFAULT_RETRY_TIMEOUT: Final = 120.0
 
 ENV_API_KEY: Final = "UPSCALE_API_KEY"

@@ -163,6 +163,12 @@ class LeadFile:
         if header is None or not any(h.strip() for h in header):
             raise InputError(f"{self.path}: contains no leads (no CSV header)")
         header = [h.strip() for h in header]
+        self._check_header(header)
+        keep = [h in _KNOWN or self.extra == "send" for h in header]
+        yield from self._csv_rows(reader, header, keep, bad)
+
+    def _check_header(self, header: list[str]) -> None:
+        """Every problem with the CSV header at once, as one InputError."""
         problems: list[str] = []
         missing = [f for f in LEAD_REQUIRED_FIELDS if f not in header]
         if missing:
@@ -182,7 +188,11 @@ class LeadFile:
             )
         if problems:
             raise InputError(*problems)
-        keep = [h in _KNOWN or self.extra == "send" for h in header]
+
+    def _csv_rows(
+        self, reader: Any, header: list[str], keep: list[bool], bad: set[int]
+    ) -> Iterator[LineLead]:
+        """The leads of the CSV rows; an unreadable row is recorded as a problem, skipped."""
         width = len(header)
         id_column = header.index("automation_tool_lead_id")
         last = reader.line_num

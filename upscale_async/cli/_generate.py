@@ -25,6 +25,7 @@ from ._progress import Progress
 
 if TYPE_CHECKING:
     from ..emulator import Emulator
+    from ..webhooks import CompletionHub
 
 __all__ = [
     "DEMO_RATE",
@@ -186,110 +187,133 @@ def open_files(options: GenerateOptions) -> tuple[LeadFile, IO[str]]:
     return leads, out
 
 
-async def run_generate(
-    options: GenerateOptions, target: Target, leads: LeadFile, out: IO[str]
-) -> Summary:
-    """Run the whole job (closing both files); raises UpscaleError from the SDK."""
+async def _open_receiver(
+    stack: AsyncExitStack, options: GenerateOptions, emu: Emulator | None
+) -> tuple[CompletionHub | None, Campaign]:
+    """Start the webhook receiver (unless polling); the hub and the campaign to send."""
     from ..webhooks import CompletionHub, StandardWebhooksVerifier, WebhookReceiver
 
-    started = time.monotonic()
-    emu = target.emulator
-    embedded = emu is not None
-    summary = Summary()
-    async with AsyncExitStack() as stack:
-        stack.callback(leads.close)
-        stack.enter_context(out)
-        writer = ResultWriter(
+    campaign = options.campaign
+    if options.poll:
+        return None, campaign
+    secret = (
+        emu.webhook_secret
+        if emu is not None
+        else options.webhook_secret or os.environ.get(ENV_WEBHOOK_SECRET)
+    )
+    if not secret:
+        note(
+            f"no webhook secret (--webhook-secret or {ENV_WEBHOOK_SECRET}): "
+            "waiting by polling instead of webhooks"
+        )
+        return None, campaign
+    try:
+        verifier = StandardWebhooksVerifier(secret)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"bad webhook secret: {exc}") from None
+    hub = await stack.enter_async_context(CompletionHub())
+    receiver = WebhookReceiver(
+        hub,
+        verifier=verifier,
+        host=options.webhook_host,
+        port=options.webhook_port,
+        path=options.webhook_path,
+    )
+    try:
+        await stack.enter_async_context(receiver)
+    except OSError as exc:
+        where = f"{options.webhook_host}:{options.webhook_port}"
+        raise InputError(f"cannot listen for webhooks on {where}: {exc}") from None
+    if emu is not None:
+        note(f"receiving the emulator's webhooks at {receiver.url}")
+        return hub, attrs.evolve(campaign, completion_notification_url=receiver.url)
+    note(
+        f"receiving webhooks at {receiver.url}; the campaign's "
+        f"completion_notification_url ({campaign.completion_notification_url}) "
+        "must route to it (polling slowly as a fallback)"
+    )
+    return hub, campaign
+
+
+class _Run:
+    """One ``generate`` run's output side: the results file, the counts and the display."""
+
+    def __init__(self, options: GenerateOptions, leads: LeadFile, out: IO[str]) -> None:
+        self.options = options
+        self.leads = leads
+        self.writer = ResultWriter(
             out, options.out_format, options.campaign.message_types, options.leads
         )
-        campaign = options.campaign
-        hub = None
-        if not options.poll:
-            secret = (
-                emu.webhook_secret
-                if emu is not None
-                else options.webhook_secret or os.environ.get(ENV_WEBHOOK_SECRET)
-            )
-            if not secret:
-                note(
-                    f"no webhook secret (--webhook-secret or {ENV_WEBHOOK_SECRET}): "
-                    "waiting by polling instead of webhooks"
-                )
-            else:
-                try:
-                    verifier = StandardWebhooksVerifier(secret)
-                except (TypeError, ValueError) as exc:
-                    raise InputError(f"bad webhook secret: {exc}") from None
-                hub = await stack.enter_async_context(CompletionHub())
-                receiver = WebhookReceiver(
-                    hub,
-                    verifier=verifier,
-                    host=options.webhook_host,
-                    port=options.webhook_port,
-                    path=options.webhook_path,
-                )
-                try:
-                    await stack.enter_async_context(receiver)
-                except OSError as exc:
-                    where = f"{options.webhook_host}:{options.webhook_port}"
-                    raise InputError(f"cannot listen for webhooks on {where}: {exc}") from None
-                if embedded:
-                    campaign = attrs.evolve(campaign, completion_notification_url=receiver.url)
-                    note(f"receiving the emulator's webhooks at {receiver.url}")
-                else:
-                    note(
-                        f"receiving webhooks at {receiver.url}; the campaign's "
-                        f"completion_notification_url ({campaign.completion_notification_url}) "
-                        "must route to it (polling slowly as a fallback)"
-                    )
-        client = UpscaleClient(target.api_key, base_url=target.base_url)
-        await stack.enter_async_context(client)
-        credits_before = None if embedded else await _credits(client)
-        used_before = emu.state.credits_used() if emu is not None else 0
+        self.summary = Summary()
+        self.progress = Progress.choose(count_records(options.leads), quiet=options.quiet)
+        if options.leads_format == "csv" and self.progress.total is not None:
+            self.progress.total -= 1  # the header
 
-        progress = Progress.choose(count_records(options.leads), quiet=options.quiet)
-        if options.leads_format == "csv" and progress.total is not None:
-            progress.total -= 1  # the header
-        progress.start()
-        stack.callback(progress.stop)
+    def record(self, outcome: str) -> None:
+        """Count one lead's outcome."""
+        self.summary.counts[outcome] += 1
+        self.progress.record(outcome)
 
-        def record(outcome: str) -> None:
-            summary.counts[outcome] += 1
-            progress.record(outcome)
+    def drain_problems(self) -> None:
+        """Write a record for each unreadable line of the leads file found so far."""
+        summary = self.summary
+        for problem in self.leads.take_problems():
+            self.writer.problem(problem)
+            self.record("rejected")
+            summary.unreadable += 1
+            if len(summary.unreadable_messages) < MAX_SHOWN:
+                summary.unreadable_messages.append(problem.message)
 
-        def drain_problems() -> None:
-            for problem in leads.take_problems():
-                writer.problem(problem)
-                record("rejected")
-                summary.unreadable += 1
-                if len(summary.unreadable_messages) < MAX_SHOWN:
-                    summary.unreadable_messages.append(problem.message)
-
+    async def write_outcomes(
+        self, client: UpscaleClient, campaign: Campaign, hub: CompletionHub | None, embedded: bool
+    ) -> None:
+        """Run the pipeline and write one record per lead as it comes out."""
+        options = self.options
         async with anyio.create_task_group() as tg:
-            tg.start_soon(progress.run)
+            tg.start_soon(self.progress.run)
             try:
                 async with client.generate(
                     campaign,
-                    leads,
+                    self.leads,
                     hub=hub,
                     poll=_poll_policy(options, embedded),
                     batch=options.batch,
                     timeout=options.timeout,
-                    on_progress=progress.on_batch,
+                    on_progress=self.progress.on_batch,
                 ) as outcomes:
                     async for outcome in outcomes:
-                        drain_problems()
-                        writer.outcome(outcome)
-                        record(outcome.outcome)
+                        self.drain_problems()
+                        self.writer.outcome(outcome)
+                        self.record(outcome.outcome)
             except BatchInterruptedError as exc:
                 # Every lead is in the results already; credits running out and a service
                 # that looks down end the run as incomplete, the rest as errors.
                 if exc.reason not in _INCOMPLETE_STOPS:
                     raise
                 note(f"stopped early: {exc.__cause__ or exc}")
-            drain_problems()
+            self.drain_problems()
             tg.cancel_scope.cancel()
 
+
+async def run_generate(
+    options: GenerateOptions, target: Target, leads: LeadFile, out: IO[str]
+) -> Summary:
+    """Run the whole job (closing both files); raises UpscaleError from the SDK."""
+    started = time.monotonic()
+    emu = target.emulator
+    async with AsyncExitStack() as stack:
+        stack.callback(leads.close)
+        stack.enter_context(out)
+        run = _Run(options, leads, out)
+        hub, campaign = await _open_receiver(stack, options, emu)
+        client = UpscaleClient(target.api_key, base_url=target.base_url)
+        await stack.enter_async_context(client)
+        credits_before = None if emu is not None else await _credits(client)
+        used_before = emu.state.credits_used() if emu is not None else 0
+        run.progress.start()
+        stack.callback(run.progress.stop)
+        await run.write_outcomes(client, campaign, hub, embedded=emu is not None)
+        summary = run.summary
         if emu is not None:
             summary.credits_used = emu.state.credits_used() - used_before
         elif credits_before is not None:

@@ -129,7 +129,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
+    _add_generate(commands)
+    _add_small_commands(commands)
+    return parser
 
+
+def _add_generate(commands: Any) -> None:
     gen = commands.add_parser(
         "generate",
         help="generate messages for a CSV or JSONL file of leads",
@@ -167,8 +172,28 @@ def _parser() -> argparse.ArgumentParser:
             "with each lead as extra fields"
         ),
     )
-    gen.add_argument("--chunk-size", type=_positive_int, default=DEFAULT_CHUNK_SIZE)
-    gen.add_argument("--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY)
+    gen.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=DEFAULT_CHUNK_SIZE,
+        help=f"leads per request (default: {DEFAULT_CHUNK_SIZE})",
+    )
+    gen.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"requests in flight at once (default: {DEFAULT_CONCURRENCY})",
+    )
+    _add_waiting(gen)
+    gen.add_argument(
+        "--timeout",
+        type=_seconds,
+        help="overall deadline in seconds; leads not complete by then are 'timed_out'",
+    )
+    gen.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+
+
+def _add_waiting(gen: argparse.ArgumentParser) -> None:
     hooks = gen.add_argument_group("waiting for completion (webhooks by default)")
     hooks.add_argument("--webhook-host", default="127.0.0.1", help="default: 127.0.0.1")
     hooks.add_argument("--webhook-port", type=_port, default=0, help="default: 0 (a free port)")
@@ -183,13 +208,9 @@ def _parser() -> argparse.ArgumentParser:
     hooks.add_argument(
         "--poll-interval", type=_seconds, help="first poll interval in seconds (then backoff)"
     )
-    gen.add_argument(
-        "--timeout",
-        type=_seconds,
-        help="overall deadline in seconds; leads not complete by then are 'timed_out'",
-    )
-    gen.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
+
+def _add_small_commands(commands: Any) -> None:
     ret = commands.add_parser("retrieve", help="print the messages of a request as JSON")
     ret.add_argument("secure_request_id", metavar="ID")
 
@@ -219,7 +240,6 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path(DEMO_DIR), help=f"directory (default: ./{DEMO_DIR})"
     )
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress display")
-    return parser
 
 
 # -- output helpers -------------------------------------------------------------------------

@@ -202,6 +202,21 @@ class _Handlers:
                             entry[fields[j]] = render(types[j], row, campaign)
                         work += 1
             leads_data.append(entry)
+        metadata = self.metadata(req)
+        complete = req.complete
+        body = {
+            "metadata": metadata,
+            "account": {"automation_tool_customer_id": req.customer_id},
+            "campaign": {
+                "automation_tool_campaign_id": req.campaign_id,
+                "message_sequence": list(types),
+                "leads_data": leads_data,
+            },
+        }
+        return _json(body, 200 if complete else 202)
+
+    def metadata(self, req: GenerationRequest) -> dict[str, Any]:
+        """The ``metadata`` object of a retrieve answer: counts, status and its message."""
         requested = req.total
         failed_count = req.failed_count()
         generated = req.generated_count()
@@ -227,16 +242,7 @@ class _Handlers:
         if self.config.emit_singular_counts:
             metadata["requested_message_count"] = requested
             metadata["generated_message_count"] = generated
-        body = {
-            "metadata": metadata,
-            "account": {"automation_tool_customer_id": req.customer_id},
-            "campaign": {
-                "automation_tool_campaign_id": req.campaign_id,
-                "message_sequence": list(types),
-                "leads_data": leads_data,
-            },
-        }
-        return _json(body, 200 if complete else 202)
+        return metadata
 
     async def sequences(self, request: web.Request) -> web.StreamResponse:
         key = self.auth(request, with_status=True, combined=True)

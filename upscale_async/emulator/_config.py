@@ -19,11 +19,13 @@ __all__ = [
     "EmulatorConfig",
 ]
 
+#: The API key the emulator accepts unless told otherwise.
 DEFAULT_API_KEY: Final = "upscale-emulator-key"
 #: A fixed Standard Webhooks secret (``whsec_`` + base64 of 32 bytes), so runs are reproducible.
 DEFAULT_WEBHOOK_SECRET: Final = (
     "whsec_" + base64.b64encode(b"upscale-emulator-webhook-secret!").decode()
 )
+#: Credits each account starts with (one credit per generated message).
 DEFAULT_CREDITS: Final = 1_000_000
 DEFAULT_MAX_BODY_SIZE: Final = 16 * 1024 * 1024
 #: D10: 25 attempts (1 + 24 retries), 10 s per attempt.

@@ -15,7 +15,7 @@ from typing import Any, Final
 import orjson
 
 from ._config import EmulatorConfig
-from ._state import Campaign, EmulatorState, GenerationRequest, LeadRow, Source
+from ._state import Account, Campaign, EmulatorState, GenerationRequest, LeadRow, Source
 
 __all__ = ["DOC_EXAMPLE_ID", "Engine", "utc_now"]
 
@@ -29,6 +29,24 @@ DOC_EXAMPLE_ID: Final = "550e8400-e29b-41d4-a716-446655440000"
 def utc_now() -> str:
     """ISO 8601 UTC with a ``Z``, as in the documented payloads."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _digest(body: Mapping[str, Any]) -> bytes:
+    """The dedupe key of a request body: a hash of its canonical JSON."""
+    return hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+
+
+def _campaign(body: Mapping[str, Any]) -> Campaign:
+    """The parts of a request body the message texts are rendered from."""
+    location = body.get("hiring_location")
+    return Campaign(
+        proposition_company_name=body["proposition_company_name"],
+        tone=body.get("tone_preference") or "normal",
+        signoff_name=body.get("signoff_name") or None,
+        material_link=body.get("material_link"),
+        hiring_location=location.upper() if isinstance(location, str) else None,
+        job_title=body.get("job_title"),
+    )
 
 
 class Engine:
@@ -56,17 +74,13 @@ class Engine:
 
         Nothing is stored or charged when credits are short.
         """
-        state = self._state
-        account = state.accounts[api_key]
-        digest = hashlib.blake2b(
-            orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=16
-        ).digest()
+        account = self._state.accounts[api_key]
+        digest = _digest(body)
         existing = account.bodies.get(digest)
-        if existing is not None:
-            state.submissions += 1
-            state.dedupe_hits += 1
+        if existing is not None:  # the same body again: the same request, charged once (D8)
+            self._state.submissions += 1
+            self._state.dedupe_hits += 1
             return existing, True
-
         pairs = account.pairs
         rows: list[LeadRow] = []
         failed: list[int] = []
@@ -95,30 +109,34 @@ class Engine:
         if needed > account.credits:
             return None
 
-        now = time.monotonic()
-        location = body.get("hiring_location")
         request = GenerationRequest(
             id=str(uuid.uuid4()),
             api_key=api_key,
             customer_id=body["automation_tool_customer_id"],
             campaign_id=body["automation_tool_campaign_id"],
-            campaign=Campaign(
-                proposition_company_name=body["proposition_company_name"],
-                tone=body.get("tone_preference") or "normal",
-                signoff_name=body.get("signoff_name") or None,
-                material_link=body.get("material_link"),
-                hiring_location=location.upper() if isinstance(location, str) else None,
-                job_title=body.get("job_title"),
-            ),
+            campaign=_campaign(body),
             types=kinds,
             leads=rows,
             failed=tuple(failed),
             failed_starts=tuple(failed_starts),
             completion_url=body["completion_notification_url"],
             submitted_at=time.time(),
-            start_at=now + self._config.latency,
+            start_at=time.monotonic() + self._config.latency,
             reused=reused or None,
         )
+        self._commit(account, digest, request, fresh)
+        return request.id, False
+
+    def _commit(
+        self,
+        account: Account,
+        digest: bytes,
+        request: GenerationRequest,
+        fresh: list[tuple[int, tuple[str, str]]],
+    ) -> None:
+        """Charge the new pairs, remember the body for dedupe, and queue the request."""
+        state = self._state
+        pairs = account.pairs
         charges = account.charges
         for i, key in fresh:
             pairs[key] = (request, i)
@@ -133,7 +151,6 @@ class Engine:
         else:
             self._queue.append(request)
             self._wake.set()
-        return request.id, False
 
     def fails(self, lead_id: str) -> bool:
         """Whether a lead cannot be personalised: always for ``*_nowebpresence``, else seeded."""
