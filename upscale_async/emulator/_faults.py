@@ -30,7 +30,7 @@ class FaultKind(enum.StrEnum):
 
 @attrs.frozen
 class Fault:
-    """One injected fault. Build with the class methods: ``Fault.status(429, retry_after=1)``."""
+    """One injected fault. Build with the class methods: ``Fault.http(429, retry_after=1)``."""
 
     kind: FaultKind
     status: int = 0
