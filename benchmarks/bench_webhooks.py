@@ -36,7 +36,7 @@ import aiohttp
 import orjson
 
 from upscale_async import CompletionEvent
-from upscale_async._spec.signing import decode_secret, sign_standard
+from upscale_async._spec.signing import decode_secret, standard_headers
 from upscale_async.webhooks import CompletionHub, StandardWebhooksVerifier, WebhookReceiver
 
 SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm"
@@ -53,7 +53,7 @@ def _events(n: int) -> list[CompletionEvent]:
 
 
 async def _hub_round(n: int, *, measure_memory: bool) -> dict[str, float]:
-    """One round: n waiters on a hub, then n deliveries."""
+    """One round: n waiters on a hub (the in-memory default backend), then n deliveries."""
     hub = CompletionHub()
     events = _events(n)
     gc.collect()
@@ -62,16 +62,16 @@ async def _hub_round(n: int, *, measure_memory: bool) -> dict[str, float]:
         before = tracemalloc.get_traced_memory()[0]
     tasks = [asyncio.create_task(hub.wait(e.secure_request_id)) for e in events]
     await asyncio.sleep(0)  # every task runs up to its await
-    waiting = hub.stats().waiters
+    waiting = (await hub.stats()).waiters
     if measure_memory:
         per_waiter = (tracemalloc.get_traced_memory()[0] - before) / n
         tracemalloc.stop()
     t0 = time.perf_counter()
     for event in events:
-        hub.deliver(event)
+        await hub.deliver(event)
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - t0
-    stats = hub.stats()
+    stats = await hub.stats()
     return {
         "resolve_s": elapsed,
         "bytes_per_waiter": per_waiter if measure_memory else float("nan"),
@@ -142,12 +142,7 @@ def _signed_requests(n: int, prefix: str) -> list[tuple[bytes, dict[str, str]]]:
             }
         )
         msg_id = f"msg_{prefix}_{i:07d}"
-        headers = {
-            "Content-Type": "application/json",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(stamp),
-            "webhook-signature": sign_standard(key, msg_id, stamp, body),
-        }
+        headers = {"Content-Type": "application/json", **standard_headers(key, msg_id, stamp, body)}
         out.append((body, headers))
     return out
 

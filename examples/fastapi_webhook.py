@@ -32,7 +32,7 @@ from upscale_async.webhooks import (
 )
 
 app = FastAPI()
-hub = CompletionHub()
+hub = CompletionHub()  # in memory: needs no opening (enter a shared backend's hub in a lifespan)
 _verifiers: dict[str, StandardWebhooksVerifier] = {}
 
 
@@ -51,7 +51,7 @@ async def upscale_webhook(request: Request) -> JSONResponse:
         return JSONResponse({"ok": False, "error": str(exc)}, status_code=401)
     except WebhookPayloadError as exc:
         return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
-    hub.deliver(event)  # cheap; the waiter confirms with retrieve_messages, not this request
+    await hub.deliver(event)  # cheap; the waiter confirms with retrieve_messages, not this one
     return JSONResponse({"ok": True})
 
 

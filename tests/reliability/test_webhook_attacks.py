@@ -87,7 +87,7 @@ async def test_attacks_resolve_nothing_and_valid_webhooks_keep_flowing() -> None
         assert len(garbage_statuses) == 1_000
         assert set(garbage_statuses) <= {400, 401, 413}
         assert not any(w.done() for w in waiters.values())
-        stats = hub.stats()
+        stats = await hub.stats()
         assert stats.stored_events == 1  # only the genuine, captured event
         assert grown < 2_000_000  # bounded: nothing from the garbage is kept
 
@@ -96,7 +96,7 @@ async def test_attacks_resolve_nothing_and_valid_webhooks_keep_flowing() -> None
             assert await send(*sign(event_body(i), msg_id=f"msg_ok_{i}", timestamp=now[0])) == 200
         events = await asyncio.gather(*waiters.values())
         assert [e.secure_request_id for e in events] == IDS
-    assert hub.stats().waiters == 0
+    assert (await hub.stats()).waiters == 0
 
 
 def orjson_event(request_id: str) -> bytes:

@@ -52,5 +52,5 @@ async def test_emulator_webhook_verifies_and_duplicates_resolve_once() -> None:
             await emu.wait_deliveries(timeout=5)
     assert event.secure_request_id == request_id
     assert event.webhook_id
-    stats = hub.stats()
+    stats = await hub.stats()
     assert (stats.waiters, stats.stored_events, stats.remembered_keys) == (0, 0, 1)

@@ -106,7 +106,7 @@ async def test_forged_signature_401_resolves_nothing(
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
-    assert hub.stats().stored_events == 0
+    assert (await hub.stats()).stored_events == 0
 
 
 async def test_stale_timestamp_401(

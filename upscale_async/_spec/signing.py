@@ -1,7 +1,9 @@
 """Standard Webhooks signing (D9), shared by the emulator (signs) and the verifiers (check).
 
 ``webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{raw body}">``; a secret of the
-form ``whsec_<base64>`` is decoded, any other secret is used as its UTF-8 bytes.
+form ``whsec_<base64>`` is decoded, any other secret is used as its UTF-8 bytes. The signature is
+computed in one place, :func:`standard_signature`; :func:`sign_standard` and
+:func:`standard_headers` format it for sending, and the verifier compares against it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import base64
 import hashlib
 import hmac
 
-__all__ = ["decode_secret", "sign_standard"]
+__all__ = ["decode_secret", "sign_standard", "standard_headers", "standard_signature"]
 
 _PREFIX = "whsec_"
 
@@ -26,8 +28,25 @@ def decode_secret(secret: str | bytes) -> bytes:
     return secret.encode()
 
 
+def standard_signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> bytes:
+    """The raw HMAC-SHA256 digest of ``"{msg_id}.{timestamp}.{body}"`` under ``key``.
+
+    A ``msg_id`` that is not valid UTF-8 text (a lone surrogate) is encoded with replacement,
+    so a verifier handed such a header fails to match instead of raising.
+    """
+    signed = b"%s.%d.%s" % (msg_id.encode("utf-8", "replace"), timestamp, body)
+    return hmac.new(key, signed, hashlib.sha256).digest()
+
+
 def sign_standard(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value (``v1,<base64>``) for one delivery."""
-    signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
-    digest = hmac.new(key, signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+    return "v1," + base64.b64encode(standard_signature(key, msg_id, timestamp, body)).decode()
+
+
+def standard_headers(key: bytes, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The three signed headers of one delivery: ``webhook-id``, ``-timestamp``, ``-signature``."""
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign_standard(key, msg_id, timestamp, body),
+    }

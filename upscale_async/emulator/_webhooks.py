@@ -12,7 +12,7 @@ from typing import Final, Literal
 import aiohttp
 import orjson
 
-from .._spec.signing import decode_secret, sign_standard
+from .._spec.signing import decode_secret, standard_headers
 from ._config import DeliveryPlan, EmulatorConfig
 from ._generation import utc_now
 from ._state import DeliveryRecord, EmulatorState, GenerationRequest
@@ -123,9 +123,7 @@ class WebhookSender:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": _USER_AGENT,
-            "webhook-id": webhook_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign_standard(self._key, webhook_id, timestamp, body),
+            **standard_headers(self._key, webhook_id, timestamp, body),
         }
         try:
             async with self._session.post(

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from .._spec.signing import decode_secret, sign_standard
+from .._spec.signing import decode_secret, standard_headers
 
 __all__ = ["signed_webhook", "signed_webhook_headers"]
 
@@ -29,9 +29,7 @@ def signed_webhook_headers(
     timestamp = int(time.time()) if timestamp is None else timestamp
     return {
         "Content-Type": "application/json",
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign_standard(decode_secret(secret), webhook_id, timestamp, body),
+        **standard_headers(decode_secret(secret), webhook_id, timestamp, body),
     }
 
 

@@ -2,8 +2,10 @@
 
 ::
 
-    hub = CompletionHub()
-    async with WebhookReceiver(hub, verifier=StandardWebhooksVerifier(secret)) as receiver:
+    async with (
+        CompletionHub() as hub,
+        WebhookReceiver(hub, verifier=StandardWebhooksVerifier(secret)) as receiver,
+    ):
         # send requests with completion_notification_url=receiver.url, then:
         event = await hub.wait(secure_request_id, timeout=600)
 
@@ -11,7 +13,9 @@
   :class:`HmacSignatureVerifier` (a plain HMAC of the body in one header), and
   :class:`UnverifiedWebhooks` (checks nothing: an explicit, dangerous choice).
 - :func:`parse_webhook` works with any framework's raw body and headers.
-- :class:`CompletionHub` keeps early events, drops duplicate deliveries and resolves waiters.
+- :class:`CompletionHub` keeps early events, drops duplicate deliveries and resolves waiters;
+  where it keeps them is a :class:`CompletionBackend` (:class:`MemoryBackend` by default; a
+  shared store lets several hubs, one per replica, wake each other's waiters).
 - :func:`webhook_handler` (aiohttp.web) and :class:`WebhookReceiver` (a small server).
 
 A webhook is only a hint: completion is always confirmed with ``retrieve_messages``.
@@ -28,6 +32,7 @@ from ._hub import (
     DEFAULT_MAX_SEEN,
     CompletionBackend,
     CompletionHub,
+    HubLink,
     HubStats,
     MemoryBackend,
 )
@@ -58,6 +63,7 @@ __all__ = [
     "DEFAULT_TOLERANCE",
     "DEFAULT_WEBHOOK_PATH",
     "HmacSignatureVerifier",
+    "HubLink",
     "HubStats",
     "MemoryBackend",
     "StandardWebhooksVerifier",

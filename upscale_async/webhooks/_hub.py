@@ -2,15 +2,20 @@
 
 Waiters are plain loop futures kept in a dict by ``secure_request_id``; the events that arrive
 before anyone waits, and the keys of deliveries already seen, live in a :class:`CompletionBackend`
-(in memory by default). asyncio only: aiohttp, which receives the webhooks, runs on asyncio.
+(in memory by default). The backend's methods are coroutines, so a shared store (Redis) can
+implement them without blocking the loop, and :meth:`CompletionBackend.publish` lets it wake
+the waiters of every other hub sharing it. asyncio only: aiohttp, which receives the webhooks,
+runs on asyncio.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -23,9 +28,12 @@ __all__ = [
     "DEFAULT_MAX_SEEN",
     "CompletionBackend",
     "CompletionHub",
+    "HubLink",
     "HubStats",
     "MemoryBackend",
 ]
+
+logger = logging.getLogger("upscale_async.webhooks")
 
 DEFAULT_EVENT_TTL = 3600.0
 """Seconds an early event, and the key of a delivery already seen, are kept."""
@@ -35,29 +43,85 @@ DEFAULT_MAX_SEEN = 100_000
 """Most delivery keys remembered for duplicate detection; the oldest is forgotten first."""
 
 
-@runtime_checkable
-class CompletionBackend(Protocol):
-    """Where a hub keeps early events and the keys of deliveries already seen.
+@attrs.frozen
+class HubLink:
+    """What a :class:`CompletionHub` hands its backend in :meth:`CompletionBackend.open`.
 
-    The in-memory :class:`MemoryBackend` is the default. A shared store (for example Redis,
-    when webhooks land on one replica and the waiter lives on another) implements the same
-    four methods; they are synchronous and must not block the event loop. ``now`` is the
-    hub's clock, passed in so a backend needs no clock of its own.
+    A backend keeps it for as long as it is open and calls it from the hub's event loop
+    (for example from the task that reads its subscription); never from another thread.
+
+    Attributes:
+        announce: ``announce(event) -> bool`` resolves this hub's waiters for
+            ``event.secure_request_id`` with an event that another hub sharing the store
+            received (and already recorded: it is not checked for duplicates nor kept).
+            Returns True when it resolved at least one waiter; the backend may then drop its
+            stored copy of the event, which is consumed.
+        waiting_ids: ``waiting_ids()`` is a snapshot of the ids this hub's coroutines wait on.
+            After a reconnect, announcements may have been missed: the backend re-subscribes,
+            then ``take``\\ s the stored event of each of these ids and announces the ones found
+            (keeping again any that ``announce`` returns False for).
+        clock: the hub's monotonic clock, for the ``now`` of the backend's own calls.
     """
 
-    def remember(self, key: str, now: float) -> bool:
-        """Record a delivery key; True when it was not seen before (within the TTL)."""
+    announce: Callable[[CompletionEvent], bool]
+    waiting_ids: Callable[[], tuple[str, ...]]
+    clock: Callable[[], float]
+
+
+@runtime_checkable
+class CompletionBackend(Protocol):
+    """Where a hub keeps early events and delivery keys, and how it hears of other hubs.
+
+    The in-memory :class:`MemoryBackend` is the default. A shared store (for example Redis, when
+    webhooks land on one replica and the waiter lives on another) implements the same methods;
+    they are coroutines, so a network round trip does not block the event loop. ``now`` is the
+    hub's clock, passed in so an in-process backend needs no clock of its own (a store with
+    its own expiry may ignore it).
+
+    How the hub uses it, for one delivery: ``remember`` (a new key, or a duplicate to drop),
+    then the hub resolves its own waiters; when it had none it ``keep``\\ s the event; then it
+    ``publish``\\ es the event, always after ``keep``. A waiter registers its future first,
+    then calls ``take``: so whichever of ``take`` and the announcement comes second finds the
+    event, and no wake-up is lost while a call is in flight.
+    """
+
+    needs_open: bool
+    """True when the backend holds a connection or a subscription: a hub using it must be
+    opened (``async with hub:``) before ``wait`` and ``deliver``. False for an in-process
+    backend that works without opening, like :class:`MemoryBackend`."""
+
+    async def open(self, link: HubLink) -> None:
+        """Connect and subscribe; from now on announce other hubs' deliveries through ``link``."""
         ...
 
-    def keep(self, event: CompletionEvent, now: float) -> None:
+    async def aclose(self) -> None:
+        """Unsubscribe and disconnect; ``link`` is no longer called. Idempotent."""
+        ...
+
+    async def remember(self, key: str, now: float) -> bool:
+        """Record a delivery key; True when it was not seen before (within the TTL).
+
+        Across hubs sharing the store this must be one atomic set-if-absent.
+        """
+        ...
+
+    async def keep(self, event: CompletionEvent, now: float) -> None:
         """Keep an event that nobody waits for yet (replacing one for the same id)."""
         ...
 
-    def take(self, secure_request_id: str, now: float) -> CompletionEvent | None:
+    async def take(self, secure_request_id: str, now: float) -> CompletionEvent | None:
         """Remove and return the kept event for this id, if there is a live one."""
         ...
 
-    def counts(self, now: float) -> tuple[int, int]:
+    async def publish(self, event: CompletionEvent) -> None:
+        """Announce a new delivery to every other hub sharing the store (via their links).
+
+        Called after ``keep``. A backend that serves one hub does nothing; one whose own
+        subscription also hears the message may announce it to its own hub too (harmless).
+        """
+        ...
+
+    async def counts(self, now: float) -> tuple[int, int]:
         """``(events kept, delivery keys remembered)``, after dropping expired entries."""
         ...
 
@@ -65,12 +129,16 @@ class CompletionBackend(Protocol):
 class MemoryBackend:
     """The default in-process backend: two insertion-ordered maps with a TTL and a size bound.
 
-    Evicting an early event is harmless: its waiter, when it comes, falls back to polling.
-    Forgetting a delivery key is harmless too: a late redelivery is then treated as new, and
-    completion is confirmed by ``retrieve_messages`` anyway.
+    It serves one hub, needs no opening, and its :meth:`publish` does nothing (no other hub
+    shares it). Evicting an early event is harmless: its waiter, when it comes, falls back to
+    polling. Forgetting a delivery key is harmless too: a late redelivery is then treated as
+    new, and completion is confirmed by ``retrieve_messages`` anyway.
     """
 
     __slots__ = ("_events", "_seen", "max_events", "max_seen", "ttl")
+
+    needs_open = False
+    """A MemoryBackend works without opening: a hub using it may be used without ``async with``."""
 
     def __init__(
         self,
@@ -104,7 +172,22 @@ class MemoryBackend:
         while seen and next(iter(seen.values())) <= now:
             seen.popitem(last=False)
 
-    def remember(self, key: str, now: float) -> bool:
+    async def open(self, link: HubLink) -> None:
+        """Nothing to connect to; the link is not needed (no other hub shares this store)."""
+
+    async def aclose(self) -> None:
+        """Nothing to disconnect; the events and keys kept stay for the next opening."""
+
+    async def remember(self, key: str, now: float) -> bool:
+        """Record a delivery key; True when it was not seen within the TTL."""
+        return self._remember(key, now)
+
+    async def keep(self, event: CompletionEvent, now: float) -> None:
+        """Keep an early event for the TTL, evicting the oldest past ``max_events``."""
+        self._keep(event, now)
+
+    # The synchronous bodies, which the hub also calls directly for the default backend.
+    def _remember(self, key: str, now: float) -> bool:
         self._expire(now)
         if key in self._seen:
             return False
@@ -114,7 +197,7 @@ class MemoryBackend:
                 self._seen.popitem(last=False)
         return True
 
-    def keep(self, event: CompletionEvent, now: float) -> None:
+    def _keep(self, event: CompletionEvent, now: float) -> None:
         self._expire(now)
         if not self.max_events:
             return
@@ -123,12 +206,17 @@ class MemoryBackend:
         while len(self._events) > self.max_events:
             self._events.popitem(last=False)
 
-    def take(self, secure_request_id: str, now: float) -> CompletionEvent | None:
+    async def take(self, secure_request_id: str, now: float) -> CompletionEvent | None:
+        """Remove and return the live event kept for this id, if any."""
         self._expire(now)
         entry = self._events.pop(secure_request_id, None)
         return None if entry is None else entry[1]
 
-    def counts(self, now: float) -> tuple[int, int]:
+    async def publish(self, event: CompletionEvent) -> None:
+        """Do nothing: no other hub shares an in-process store."""
+
+    async def counts(self, now: float) -> tuple[int, int]:
+        """``(events kept, delivery keys remembered)``, after dropping expired entries."""
         self._expire(now)
         return len(self._events), len(self._seen)
 
@@ -144,7 +232,7 @@ class HubStats:
 
 
 class CompletionHub:
-    """Matches completion webhooks to the coroutines awaiting them.
+    """Matches completion webhooks to the coroutines awaiting them (async context manager).
 
     - An event that arrives before anyone waits is kept (TTL and size bound, oldest evicted
       first) and resolves the next :meth:`wait` for its id at once. An evicted event only
@@ -153,6 +241,13 @@ class CompletionHub:
       ``webhook_triggered_at``) is dropped.
     - Every waiter registered when an event is delivered is resolved, once; the event is then
       consumed (not kept). A cancelled or timed-out waiter leaves nothing behind.
+    - With a shared backend, a delivery received by any hub sharing it resolves the waiters
+      of every one of them.
+
+    ``async with hub:`` opens the backend (connection, subscription) and closes it on exit.
+    The in-memory default needs no opening: a ``CompletionHub()`` works without ``async with``
+    too. A backend that needs opening (``needs_open``) makes :meth:`wait` and :meth:`deliver`
+    raise ``RuntimeError`` until the hub is entered.
 
     Safe to construct outside a running loop; each waiter binds to the loop it runs on.
 
@@ -163,12 +258,14 @@ class CompletionHub:
 
     Example::
 
-        hub = CompletionHub()
-        async with WebhookReceiver(hub, verifier=StandardWebhooksVerifier(secret)):
+        async with (
+            CompletionHub() as hub,
+            WebhookReceiver(hub, verifier=StandardWebhooksVerifier(secret)),
+        ):
             event = await hub.wait(accepted.secure_request_id, timeout=600)
     """
 
-    __slots__ = ("_backend", "_clock", "_waiters")
+    __slots__ = ("_backend", "_clock", "_memory", "_open", "_ready", "_waiters")
 
     def __init__(
         self,
@@ -184,23 +281,76 @@ class CompletionHub:
             if backend is not None
             else MemoryBackend(ttl=ttl, max_events=max_events, max_seen=max_seen)
         )
+        # The default backend exactly (not a subclass, whose coroutines may be overridden):
+        # deliver then calls its synchronous bodies, which cannot suspend, and skips the
+        # coroutine per call (10,000 deliveries cost what they did when the seam was sync).
+        self._memory = self._backend if type(self._backend) is MemoryBackend else None
         self._clock = clock
         self._waiters: dict[str, list[asyncio.Future[CompletionEvent]]] = {}
+        self._open = False
+        # Whether wait and deliver may run: always for a backend that needs no opening.
+        self._ready = not self._backend.needs_open
 
     def __repr__(self) -> str:
-        s = self.stats()
+        waiters = sum(len(w) for w in self._waiters.values())
+        state = ", open" if self._open else ""
         return (
-            f"CompletionHub(waiters={s.waiters}, stored_events={s.stored_events}, "
-            f"remembered_keys={s.remembered_keys})"
+            f"CompletionHub(waiters={waiters}, waiting_ids={len(self._waiters)}, "
+            f"backend={self._backend!r}{state})"
         )
 
     @property
     def backend(self) -> CompletionBackend:
+        """The backend holding early events and delivery keys."""
         return self._backend
 
-    def stats(self) -> HubStats:
-        """Counts of what the hub holds now."""
-        stored, seen = self._backend.counts(self._clock())
+    async def open(self) -> None:
+        """Open the backend (``async with hub:`` calls this); for frameworks' startup hooks.
+
+        Raises ``RuntimeError`` when the hub is already open. A hub closed by :meth:`aclose`
+        may be opened again.
+        """
+        if self._open:
+            raise RuntimeError("CompletionHub is already open")
+        await self._backend.open(HubLink(self._resolve, self._waiting_ids, self._clock))
+        self._open = True
+        self._ready = True
+
+    async def aclose(self) -> None:
+        """Close the backend (``async with hub:`` calls this on exit); idempotent.
+
+        Waiters still pending keep waiting until their timeout (then callers fall back to
+        polling); with a backend that needs opening, :meth:`wait` and :meth:`deliver` raise
+        until the hub is opened again.
+        """
+        if not self._open:
+            return
+        self._open = False
+        self._ready = not self._backend.needs_open
+        await self._backend.aclose()
+
+    async def __aenter__(self) -> CompletionHub:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _not_open(self) -> RuntimeError:
+        return RuntimeError(
+            f"CompletionHub is not open and its backend {type(self._backend).__name__} needs "
+            "opening: use 'async with CompletionHub(backend=...) as hub:' (or 'await hub.open()' "
+            "at startup and 'await hub.aclose()' at shutdown)"
+        )
+
+    async def stats(self) -> HubStats:
+        """Counts of what the hub holds now (the event and key counts come from the backend)."""
+        stored, seen = await self._backend.counts(self._clock())
         return HubStats(
             waiters=sum(len(w) for w in self._waiters.values()),
             waiting_ids=len(self._waiters),
@@ -209,25 +359,57 @@ class CompletionHub:
         )
 
     def is_waiting(self, secure_request_id: str) -> bool:
-        """True when at least one coroutine is waiting for this id."""
+        """True when at least one coroutine of this hub is waiting for this id."""
         return secure_request_id in self._waiters
 
-    def deliver(self, event: CompletionEvent) -> bool:
-        """Hand an event to the hub; True when it was new, False for a duplicate delivery.
+    def _waiting_ids(self) -> tuple[str, ...]:
+        return tuple(self._waiters)
 
-        Resolves every waiter for ``event.secure_request_id``, or keeps the event for the
-        next one when nobody waits. Call it from the hub's event loop thread.
+    def _resolve(self, event: CompletionEvent) -> bool:
+        """Resolve (and forget) every local waiter for the event's id; True if there was one.
+
+        Also the hub's ``HubLink.announce``: an event another hub received resolves the
+        waiters here the same way.
         """
-        now = self._clock()
-        if not self._backend.remember(event.dedupe_key, now):
+        waiters = self._waiters.pop(event.secure_request_id, None)
+        if waiters is None:
             return False
         resolved = False
-        for future in self._waiters.pop(event.secure_request_id, ()):
+        for future in waiters:
             if not future.done():
                 future.set_result(event)
                 resolved = True
-        if not resolved:
-            self._backend.keep(event, now)
+        return resolved
+
+    async def deliver(self, event: CompletionEvent) -> bool:
+        """Hand an event to the hub; True when it was new, False for a duplicate delivery.
+
+        Resolves every waiter for ``event.secure_request_id``, or keeps the event for the
+        next one when nobody waits here; then announces it to the other hubs sharing the
+        backend. Call it from the hub's event loop. Raises ``RuntimeError`` when the backend
+        needs opening and the hub is not open.
+        """
+        memory = self._memory
+        if memory is not None:  # the same steps, none of which can suspend; publish is a no-op
+            now = self._clock()
+            if not memory._remember(event.dedupe_key, now):
+                return False
+            if not self._resolve(event):
+                memory._keep(event, now)
+            return True
+        if not self._ready:
+            raise self._not_open()
+        backend = self._backend
+        now = self._clock()
+        if not await backend.remember(event.dedupe_key, now):
+            return False
+        if not self._resolve(event):
+            await backend.keep(event, now)
+            # A waiter that registered while ``keep`` was in flight may have looked before the
+            # event was stored: resolve it now, and consume the copy just kept.
+            if self._resolve(event):
+                await backend.take(event.secure_request_id, now)
+        await backend.publish(event)
         return True
 
     async def wait(self, secure_request_id: str, timeout: float | None = None) -> CompletionEvent:
@@ -235,35 +417,60 @@ class CompletionHub:
 
         Returns at once when the event arrived earlier. Raises the builtin ``TimeoutError``
         after ``timeout`` seconds (None: no limit). On timeout or cancellation the waiter is
-        removed.
+        removed. Raises ``RuntimeError`` when the backend needs opening and the hub is not open.
         """
-        event = self._backend.take(secure_request_id, self._clock())
-        if event is not None:
-            return event
+        if not self._ready:
+            raise self._not_open()
+        # Register first, then look for a stored event: a delivery (or an announcement from
+        # another hub) arriving while ``take`` is in flight then finds this waiter.
         future: asyncio.Future[CompletionEvent] = asyncio.get_running_loop().create_future()
         waiters = self._waiters.get(secure_request_id)
         if waiters is None:
             self._waiters[secure_request_id] = [future]
         else:
             waiters.append(future)
+        backend = self._backend
         try:
+            # The two branches are the same but for the timeout (no extra coroutine per wait).
             if timeout is None:
+                event = await backend.take(secure_request_id, self._clock())
+                if event is not None:
+                    self._resolve(event)  # every local waiter on the id, this one included
                 return await future
             async with asyncio.timeout(timeout):
+                event = await backend.take(secure_request_id, self._clock())
+                if event is not None:
+                    self._resolve(event)
                 return await future
         except BaseException:
-            self._discard(secure_request_id, future)
+            rescued = self._discard(secure_request_id, future)
+            if rescued is not None:
+                await self._keep_rescued(rescued)
             raise
 
-    def _discard(self, secure_request_id: str, future: asyncio.Future[CompletionEvent]) -> None:
+    def _discard(
+        self, secure_request_id: str, future: asyncio.Future[CompletionEvent]
+    ) -> CompletionEvent | None:
+        """Forget a waiter; return its event when it was resolved in the same tick."""
         waiters = self._waiters.get(secure_request_id)
         if waiters is not None and future in waiters:
             waiters.remove(future)
             if not waiters:
                 del self._waiters[secure_request_id]
         if future.done() and not future.cancelled():
-            # Resolved in the same tick as our cancellation or timeout: keep the event for
-            # the next waiter rather than lose it.
-            self._backend.keep(future.result(), self._clock())
-        else:
-            future.cancel()
+            return future.result()
+        future.cancel()
+        return None
+
+    async def _keep_rescued(self, event: CompletionEvent) -> None:
+        # Resolved in the same tick as our cancellation or timeout: keep the event for the
+        # next waiter rather than lose it. A store error must not replace the cancellation.
+        try:
+            await self._backend.keep(event, self._clock())
+        except Exception:
+            logger.warning(
+                "could not keep the event of %s after its waiter left; a later waiter "
+                "will poll for it",
+                event.secure_request_id,
+                exc_info=True,
+            )

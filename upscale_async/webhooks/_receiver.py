@@ -1,7 +1,7 @@
 """Reading completion webhooks: parse_webhook (any framework), an aiohttp handler, a server.
 
-The request path does three cheap things (verify, parse, ``hub.deliver``) and answers at once;
-it never calls the API. Completion is confirmed later by ``retrieve_messages``.
+The request path does three cheap things (verify, parse, ``await hub.deliver``) and answers at
+once; it never calls the API. Completion is confirmed later by ``retrieve_messages``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ logger = logging.getLogger("upscale_async.webhooks")
 DEFAULT_MAX_BODY_SIZE = 64 * 1024
 """Largest webhook body accepted, in bytes (a completion event is a few hundred)."""
 DEFAULT_WEBHOOK_PATH = "/upscale/webhook"
+"""The route a :class:`WebhookReceiver` serves unless given another ``path``."""
 _READ_TIMEOUT = 10.0  # Upscale gives up on an attempt after 10 s (D10)
 _SHUTDOWN_TIMEOUT = 2.0  # handlers answer in milliseconds; do not wait aiohttp's default 60 s
 
@@ -62,7 +63,7 @@ def parse_webhook(
     Example (Starlette/FastAPI)::
 
         event = parse_webhook(await request.body(), request.headers, verifier)
-        hub.deliver(event)
+        await hub.deliver(event)
     """
     if not isinstance(body, bytes | bytearray | memoryview):
         raise TypeError(f"body must be the raw request bytes, not {type(body).__name__}")
@@ -120,6 +121,9 @@ def webhook_handler(
 ) -> WebhookHandler:
     """An aiohttp.web handler that verifies completion webhooks and delivers them to ``hub``.
 
+    The hub is the caller's to open and close (``async with hub:``); the handler only awaits
+    ``hub.deliver``, so with a shared backend a store error answers 500 and Upscale retries.
+
     Answers 200 ``{"ok": true}`` for a good event (also a duplicate, or an id nobody waits on:
     it is kept for a waiter that may register a moment later), 401 for a bad or stale
     signature, 400 for a body that is not a JSON completion event, 413 for a body over
@@ -162,7 +166,7 @@ def webhook_handler(
         except WebhookPayloadError as exc:
             logger.info("webhook from %s rejected (400): %s", request.remote, exc)
             return _error(400, str(exc))
-        new = hub.deliver(event)
+        new = await hub.deliver(event)
         return web.Response(body=_OK if new else _DUPLICATE, content_type="application/json")
 
     return handle_upscale_webhook
@@ -177,8 +181,10 @@ class WebhookReceiver:
 
     Example::
 
-        hub = CompletionHub()
-        async with WebhookReceiver(hub, verifier=StandardWebhooksVerifier(secret), port=8081) as rx:
+        async with (
+            CompletionHub() as hub,
+            WebhookReceiver(hub, verifier=StandardWebhooksVerifier(secret), port=8081) as rx,
+        ):
             print("completion_notification_url =", rx.url)
             event = await hub.wait(request_id)
     """

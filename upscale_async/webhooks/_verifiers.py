@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 from .._errors import WebhookVerificationError
-from .._spec.signing import decode_secret
+from .._spec.signing import decode_secret, standard_signature
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -180,9 +180,8 @@ class StandardWebhooksVerifier:
             raise WebhookVerificationError(
                 "webhook-signature holds no well-formed v1 signature (expected 'v1,<base64>')"
             )
-        signed = b"%s.%d.%s" % (msg_id.encode("utf-8", "replace"), timestamp, body)
         for key in self._keys:
-            expected = hmac.new(key, signed, hashlib.sha256).digest()
+            expected = standard_signature(key, msg_id, timestamp, body)
             for candidate in given:
                 if hmac.compare_digest(expected, candidate):
                     return msg_id
