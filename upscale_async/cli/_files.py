@@ -19,9 +19,7 @@ from typing import IO, Any, Final, Literal
 import attrs
 import orjson
 
-from .._completion import LeadOutcome
-from .._errors import ValidationError
-from .._models import Campaign
+from .. import Campaign, LeadOutcome, ValidationError
 from .._spec.contract import LEAD_OPTIONAL_URL_FIELDS, LEAD_REQUIRED_FIELDS
 
 __all__ = [

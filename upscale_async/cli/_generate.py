@@ -14,12 +14,18 @@ from typing import IO, TYPE_CHECKING, Final, Literal
 import anyio
 import attrs
 
-from .._client import UpscaleClient
-from .._config import ENV_API_KEY, BatchPolicy, PollPolicy
-from .._errors import UpscaleError
-from .._models import Account, Campaign
-from .._results import BatchInterruptedError, StopReason
-from ..webhooks._receiver import DEFAULT_WEBHOOK_PATH
+from .. import (
+    Account,
+    BatchInterruptedError,
+    BatchPolicy,
+    Campaign,
+    PollPolicy,
+    StopReason,
+    UpscaleClient,
+    UpscaleError,
+)
+from .._config import ENV_API_KEY
+from ..webhooks import DEFAULT_WEBHOOK_PATH
 from ._files import ExtraPolicy, InputError, LeadFile, ResultWriter, count_records, open_results
 from ._progress import Progress
 

@@ -28,25 +28,24 @@ import anyio
 import attrs
 import orjson
 
-from .._client import UpscaleClient
-from .._config import (
+from .. import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_CONCURRENCY,
-    ENV_API_KEY,
-    ENV_BASE_URL,
-    BatchPolicy,
-)
-from .._errors import (
     AuthenticationError,
+    BatchInterruptedError,
+    BatchPolicy,
     ConfigurationError,
+    RetrievedMessages,
+    SequenceStep,
+    StopReason,
+    UpscaleClient,
     UpscaleError,
     ValidationError,
+    __version__,
 )
-from .._models import RetrievedMessages, SequenceStep
-from .._results import BatchInterruptedError, StopReason
+from .._config import ENV_API_KEY, ENV_BASE_URL
 from .._spec.contract import SEQUENCE_FILTER_DEFAULT, SEQUENCE_FILTERS
-from .._version import __version__
-from ..webhooks._receiver import DEFAULT_WEBHOOK_PATH
+from ..webhooks import DEFAULT_WEBHOOK_PATH
 from ._files import InputError, read_campaign
 from ._generate import (
     DEMO_RATE,

@@ -8,7 +8,7 @@ from typing import IO, Any, Final
 
 import anyio
 
-from .._results import BatchProgress
+from .. import BatchProgress
 
 __all__ = ["CLI_EXTRA_HINT", "Progress"]
 
