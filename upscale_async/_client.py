@@ -6,12 +6,12 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
-from typing import Any, Final, NoReturn, Self
+from typing import Any, Final, NoReturn
 
 import aiohttp
 import attrs
 import orjson
+from anyio.abc import AsyncResource
 
 from ._api import Api, Settings
 from ._batch import (
@@ -60,7 +60,7 @@ def _check_timeout(timeout: float | None) -> None:
         raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
 
 
-class UpscaleClient:
+class UpscaleClient(AsyncResource):
     """An async client of the Upscale API, on one aiohttp session.
 
     ``api_key`` defaults to the ``UPSCALE_API_KEY`` environment variable and ``base_url`` to
@@ -207,17 +207,6 @@ class UpscaleClient:
     def closed(self) -> bool:
         """True once the client (or the client this view came from) was closed."""
         return self._api.transport.closed
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the client's session (a borrowed session is left open). Idempotent.
