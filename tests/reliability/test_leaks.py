@@ -52,6 +52,10 @@ async def test_cancelled_cycles_leave_nothing_behind() -> None:
             )
             assert open_connections <= MAX_CONNECTIONS
         assert session.closed
-        assert emu.state.endpoint_counts["request_message_generation"] >= CYCLES // 2
+        # The cancellations land at every stage: before the POST, during it, while polling.
+        # How many POSTs get out within 0-6 ms depends on the machine's load, so the bound is
+        # loose; the leak checks below are what the test is about.
+        posts = emu.state.endpoint_counts["request_message_generation"]
+        assert CYCLES // 10 <= posts < CYCLES
     gc.collect()  # an unclosed session or transport would warn here (warnings are errors)
     assert asyncio.all_tasks() == before
