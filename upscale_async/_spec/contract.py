@@ -70,7 +70,6 @@ LEAD_REQUIRED_FIELDS: Final = (
 )
 LEAD_OPTIONAL_URL_FIELDS: Final = ("lead_company_website_url", "lead_specified_url")
 
-#: D2: the query parameter (or legacy JSON body key) that names the request to retrieve.
 #: The four get_sequences filters: their allowed values and the default the server assumes
 #: when a filter is omitted or given as the literal ``"default"`` (§5.1).
 SEQUENCE_FILTERS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
@@ -79,8 +78,10 @@ SEQUENCE_FILTERS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     "cadence_profile": (("rapid", "normal", "long_term"), "normal"),
     "saturated_markets": (("true", "false"), "false"),
 }
+#: The literal filter value that asks for the server's default (§5.1).
 SEQUENCE_FILTER_DEFAULT: Final = "default"
 
+#: D2: the query parameter (or legacy JSON body key) that names the request to retrieve.
 RETRIEVE_ID_PARAM: Final = "request_message_generation_secure_request_id"
 
 #: S2: the documented reason for leads that could not be personalised.
