@@ -47,9 +47,7 @@ def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) ->
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
-def _positive_or_none(
-    _: object, attribute: attrs.Attribute[Any], value: float | None
-) -> None:
+def _positive_or_none(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not value > 0:
         raise ValueError(f"{attribute.name} must be > 0 seconds or None (no limit), got {value!r}")
 
@@ -72,9 +70,7 @@ class RetryPolicy:
     wait_jitter: float = attrs.field(default=0.5, validator=_non_negative)
     retry_after_max: float = attrs.field(default=60.0, validator=_non_negative)
     time_scale: float = attrs.field(default=1.0, validator=_non_negative)
-    timeout: float | None = attrs.field(
-        default=DEFAULT_RETRY_TIMEOUT, validator=_positive_or_none
-    )
+    timeout: float | None = attrs.field(default=DEFAULT_RETRY_TIMEOUT, validator=_positive_or_none)
 
     def backoff(self, retry: int, jitter: float) -> float:
         """The unscaled wait before retry ``retry`` (1-based), ``jitter`` in [0, 1)."""
