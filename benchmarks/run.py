@@ -808,8 +808,7 @@ async def _end_to_end(info: Json, mode: str, n_leads: int, timeout: float) -> Js
         batch = await client.submit_batch(
             campaign,
             iter_sample_leads(n_leads, prefix=f"e2e-{mode}"),
-            chunk_size=100,
-            concurrency=16,
+            batch=BatchPolicy(chunk_size=100, concurrency=16),
         )
         submitted = time.perf_counter()
         results = await client.await_completion(batch, hub=hub, poll=poll, timeout=timeout)
