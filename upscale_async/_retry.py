@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
@@ -58,10 +59,10 @@ async def call_with_retries(
     in flight at the deadline is bounded by the time left and raises
     :class:`RequestTimeoutError`.
     """
-    deadline = None if policy.timeout is None else anyio.current_time() + policy.timeout
+    deadline = None if policy.timeout is None else time.monotonic() + policy.timeout
     attempt = 1
     while True:
-        left = None if deadline is None else deadline - anyio.current_time()
+        left = None if deadline is None else deadline - time.monotonic()
         try:
             return await send(left)
         except UpscaleError as error:
@@ -73,7 +74,7 @@ async def call_with_retries(
             else:
                 delay = min(float(decision), policy.retry_after_max)
             delay *= policy.time_scale
-            if deadline is not None and anyio.current_time() + delay >= deadline:
+            if deadline is not None and time.monotonic() + delay >= deadline:
                 logger.warning(
                     "giving up on %s %s after %d attempts: the retry deadline of %g s would "
                     "pass during the next wait; last error: %s",
