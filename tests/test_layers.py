@@ -182,3 +182,41 @@ def test_no_function_is_longer_than_60_lines_unless_a_comment_says_why() -> None
             if length > MAX_FUNCTION_LINES and not reason.startswith("# Long: "):
                 too_long.append(f"{module}.{node.name} ({length} lines)")
     assert too_long == []
+
+
+# Third-party imports that only an optional part makes, and the extra that provides them.
+OPTIONAL_IMPORTS = {
+    "rich": "cli",  # the CLI's live display, imported when it is shown
+    "pytest": "dev",  # only testing/pytest_plugin.py, which pytest itself loads
+}
+
+
+def _declared_dependencies() -> set[str]:
+    import tomllib
+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    names = set()
+    for requirement in project["dependencies"]:
+        name = requirement.split(";")[0].strip()
+        for stop in "<>=!~[ ":
+            name = name.split(stop)[0]
+        names.add(name.lower().replace("-", "_"))
+    return names
+
+
+def test_every_third_party_import_is_a_declared_dependency() -> None:
+    """What the package imports is declared in pyproject.toml (or is an optional part's extra)."""
+    imported: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {
+        name
+        for name in imported
+        if name not in sys.stdlib_module_names and name not in (ROOT, "__future__")
+    }
+    undeclared = third_party - _declared_dependencies() - set(OPTIONAL_IMPORTS)
+    assert undeclared == set()
