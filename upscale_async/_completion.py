@@ -23,6 +23,7 @@ from ._api import Api
 from ._batch import LeadSource, ProgressCallback, submit_batch
 from ._config import BatchPolicy, PollPolicy
 from ._errors import (
+    AuthenticationError,
     RateLimitError,
     ServerError,
     TransportError,
@@ -32,6 +33,7 @@ from ._results import (
     AcceptedRequest,
     BatchInterruptedError,
     BatchSubmission,
+    CompletionError,
     CompletionTimeoutError,
     RejectedLead,
 )
@@ -69,6 +71,10 @@ class LeadOutcome:
     failed: resubmit ``lead``), ``submit_failed`` (the request still failed after retries:
     ``reason``; resubmitting is safe) or ``timed_out`` (accepted, not complete by the deadline:
     retrieve ``secure_request_id`` later).
+
+    When waiting for a request failed (a 404, a 401 during the wait, a body that does not
+    fit), each of its leads comes out once as ``failed``, with ``reason`` naming the error,
+    ``error`` holding it, and ``secure_request_id`` to retrieve later; the other requests go on.
     """
 
     lead_id: str | None
@@ -79,6 +85,7 @@ class LeadOutcome:
     errors: tuple[str, ...] = ()
     lead: Any = None
     result: LeadMessages | None = None
+    error: BaseException | None = attrs.field(default=None, eq=False, hash=False)
 
 
 Outcomes: TypeAlias = MemoryObjectReceiveStream[LeadOutcome]
@@ -102,6 +109,7 @@ class _Completion:
         self.random = random.Random()
         self.last_seen: dict[str, RetrievedMessages | None] = {}
         self.results: dict[str, RetrievedMessages] = {}
+        self.errors: dict[str, Exception] = {}
 
     def _interval(self, poll: int) -> float:
         return self.poll.interval(poll, self.random.uniform(-1.0, 1.0))
@@ -151,6 +159,16 @@ class _Completion:
         self.results[secure_request_id] = result
         return result
 
+    async def wait_guarded(self, secure_request_id: str, scope: anyio.CancelScope) -> None:
+        """:meth:`wait_one`, its failure kept in ``errors`` (a 401 also cancels ``scope``)."""
+        try:
+            await self.wait_one(secure_request_id)
+        except AuthenticationError as exc:
+            self.errors[secure_request_id] = exc
+            scope.cancel()  # the key is refused: no other id's retrieve can succeed either
+        except Exception as exc:  # one id's failure must not end (or group) the others' waits
+            self.errors[secure_request_id] = exc
+
 
 def _ids(ids: Iterable[str] | BatchSubmission | str) -> list[str]:
     if isinstance(ids, BatchSubmission):
@@ -175,21 +193,53 @@ async def await_completion(
     wanted = _ids(ids)
     unique = list(dict.fromkeys(wanted))
     completion = _Completion(api, hub=hub, poll=poll)
+    timed_out = False
     try:
         with anyio.fail_after(timeout):
             async with anyio.create_task_group() as tg:
                 for secure_request_id in unique:
-                    tg.start_soon(completion.wait_one, secure_request_id)
+                    tg.start_soon(completion.wait_guarded, secure_request_id, tg.cancel_scope)
     except TimeoutError:
-        pending = [i for i in unique if i not in completion.results]
-        raise CompletionTimeoutError(
-            f"{len(pending)} of {len(unique)} requests were not complete after {timeout} s; "
-            "`pending` lists them and `last_seen` has the last progress of each",
+        timed_out = True
+    if timed_out or completion.errors:
+        raise _completion_error(completion, unique, timeout, timed_out=timed_out)
+    return [completion.results[i] for i in wanted]
+
+
+def _completion_error(
+    completion: _Completion, unique: list[str], timeout: float | None, *, timed_out: bool
+) -> CompletionError:
+    """The one error await_completion raises when some id did not complete; chained."""
+    results, errors = completion.results, completion.errors
+    completed = [results[i] for i in unique if i in results]
+    pending = [i for i in unique if i not in results and i not in errors]
+    failed = "; ".join(f"{i}: {type(e).__name__}: {e}" for i, e in list(errors.items())[:3])
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    failures = f"; {len(errors)} failed ({failed}{more})" if errors else ""
+    counts = f"{len(completed)} of {len(unique)} requests completed{failures}"
+    error: CompletionError
+    if timed_out:
+        error = CompletionTimeoutError(
+            f"{len(pending)} of {len(unique)} requests were not complete after {timeout} s "
+            f"({counts}); `pending` lists them and `last_seen` has the last progress of each; "
+            "wait again with a larger timeout, or retrieve them later",
             pending=pending,
             last_seen={i: completion.last_seen.get(i) for i in pending},
-            completed=[completion.results[i] for i in unique if i in completion.results],
-        ) from None
-    return [completion.results[i] for i in wanted]
+            completed=completed,
+            errors=errors,
+        )
+    else:
+        stopped = f"; {len(pending)} not awaited (stopped by the 401)" if pending else ""
+        error = CompletionError(
+            f"waiting for completion failed: {counts}{stopped}; `completed` keeps the results "
+            "retrieved, `errors` maps each failed id to its error, `pending` lists the ids to "
+            "wait for again (after fixing the API key for a 401; a 404 id is unknown to Upscale)",
+            completed=completed,
+            errors=errors,
+            pending=pending,
+        )
+    error.__cause__ = next(iter(errors.values()), None)
+    return error
 
 
 def _outcomes_for(
@@ -275,7 +325,7 @@ class _Pipeline:
                     if batch is not None:
                         await self.unsent(batch)
             except Exception as exc:  # raised by open_generate, outside the task groups
-                self.failure = exc
+                self.failure = _leaf(exc)
             self.finished = True
 
     async def submit(
@@ -346,8 +396,12 @@ class _Pipeline:
         """Await one accepted request and hand out its leads (``timed_out`` past the deadline)."""
         result: RetrievedMessages | None = None
         deadline = self.deadline
-        with anyio.move_on_after(None if deadline is None else deadline - anyio.current_time()):
-            result = await self.completion.wait_one(request.secure_request_id)
+        try:
+            with anyio.move_on_after(None if deadline is None else deadline - anyio.current_time()):
+                result = await self.completion.wait_one(request.secure_request_id)
+        except Exception as exc:  # one request's failure must not end the others (or group)
+            await self.wait_failed(request, exc)
+            return
         if result is None:
             for lead_id_ in request.lead_ids:
                 await self.send.send(
@@ -361,6 +415,33 @@ class _Pipeline:
             return
         for outcome in _outcomes_for(request, result, self.types):
             await self.send.send(outcome)
+
+    async def wait_failed(self, request: AcceptedRequest, error: Exception) -> None:
+        """Hand out each lead of a request whose wait failed as ``failed``, with the error."""
+        reason = (
+            f"waiting for request {request.secure_request_id} failed: "
+            f"{type(error).__name__}: {error}; retrieve it later with retrieve_messages"
+        )
+        for lead_id_ in request.lead_ids:
+            await self.send.send(
+                LeadOutcome(
+                    lead_id=lead_id_,
+                    outcome="failed",
+                    secure_request_id=request.secure_request_id,
+                    reason=reason,
+                    error=error,
+                )
+            )
+
+
+def _leaf(error: Exception) -> Exception:
+    """The error itself, never a group: the first leaf of a task group's exception group."""
+    while isinstance(error, ExceptionGroup):
+        first, *others = error.exceptions
+        for other in others:
+            first.add_note(f"also raised: {type(other).__name__}: {other}")
+        error = first
+    return error
 
 
 @asynccontextmanager

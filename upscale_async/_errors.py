@@ -17,7 +17,9 @@
     ├── TransportError                         the request did not complete (connection, DNS, ...)
     │   └── RequestTimeoutError
     ├── ResponseValidationError                a 2xx body that does not fit the contract
-    ├── CompletionTimeoutError                 await_completion's deadline passed  (in _results)
+    ├── CompletionError                        some waits failed: ``.completed``, ``.errors``,
+    │   │                                      ``.pending``  (in _results)
+    │   └── CompletionTimeoutError (also TimeoutError)  await_completion's deadline passed
     ├── BatchInterruptedError                  a batch stopped early: ``.partial``, ``.reason``
     │                                          (in _results: both carry results, and this
     │                                          module imports nothing of the package)

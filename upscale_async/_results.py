@@ -18,6 +18,7 @@ __all__ = [
     "BatchInterruptedError",
     "BatchProgress",
     "BatchSubmission",
+    "CompletionError",
     "CompletionTimeoutError",
     "FailedChunk",
     "RejectedLead",
@@ -272,11 +273,44 @@ class BatchProgress:
         return self.leads_accepted
 
 
-class CompletionTimeoutError(UpscaleError):
-    """``await_completion`` reached its deadline.
+class CompletionError(UpscaleError):
+    """Waiting for completion failed for some requests; nothing already retrieved is lost.
+
+    Raised by :meth:`UpscaleClient.await_completion` (never a bare exception group):
+
+    - ``completed``: the results retrieved, in the order of the ids given (each id once);
+    - ``errors``: ``secure_request_id`` -> the exception that ended its wait (a 404
+      :class:`NotFoundError` for an unknown id, a 401 :class:`AuthenticationError`, a
+      :class:`ResponseValidationError`, ...);
+    - ``pending``: the ids neither completed nor failed, to wait for again later.
+
+    One id's failure does not stop the others: they wait to their end and their results are in
+    ``completed``. A 401 is the exception: the key is refused for every id, so every other wait
+    stops at once and its id is in ``pending``. Either way no waiter is left running. The first
+    error is chained as ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        completed: Sequence[RetrievedMessages] = (),
+        errors: Mapping[str, BaseException] | None = None,
+        pending: Sequence[str] = (),
+    ) -> None:
+        self.completed = list(completed)
+        self.errors: dict[str, BaseException] = dict(errors or {})
+        self.pending = list(pending)
+        super().__init__(message)
+
+
+class CompletionTimeoutError(CompletionError, TimeoutError):
+    """``await_completion`` reached its deadline; also a builtin :class:`TimeoutError`.
 
     ``pending`` lists the ids still generating; ``last_seen`` maps each of them to the last
-    retrieve result seen (None when none was); ``completed`` holds what did finish.
+    retrieve result seen (None when none was); ``completed`` holds what did finish, in the
+    order of the ids given; ``errors`` the ids whose wait failed before the deadline (see
+    :class:`CompletionError`, which this subclasses, so ``except CompletionError`` catches both).
     """
 
     def __init__(
@@ -286,11 +320,10 @@ class CompletionTimeoutError(UpscaleError):
         pending: Sequence[str],
         last_seen: dict[str, RetrievedMessages | None],
         completed: Sequence[RetrievedMessages] = (),
+        errors: Mapping[str, BaseException] | None = None,
     ) -> None:
-        self.pending = list(pending)
         self.last_seen = last_seen
-        self.completed = list(completed)
-        super().__init__(message)
+        super().__init__(message, completed=completed, errors=errors, pending=pending)
 
 
 class BatchInterruptedError(UpscaleError):
