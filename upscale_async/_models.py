@@ -407,7 +407,12 @@ class CompletionEvent:
 
     @property
     def dedupe_key(self) -> str:
-        """``webhook-id`` when present, else the request id with ``webhook_triggered_at``."""
+        """The hub's duplicate key, built only from what the verifier vouched for.
+
+        ``webhook_id`` when set (the signed webhook-id, exactly as received), else the request
+        id with ``webhook_triggered_at`` (or ``status``) from the signed body: a replay of a
+        captured body, like Upscale's retry of it, is then the same key.
+        """
         if self.webhook_id:
             return self.webhook_id
         return f"{self.secure_request_id}|{self.webhook_triggered_at or self.status}"

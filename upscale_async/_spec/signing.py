@@ -31,10 +31,12 @@ def decode_secret(secret: str | bytes) -> bytes:
 def standard_signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> bytes:
     """The raw HMAC-SHA256 digest of ``"{msg_id}.{timestamp}.{body}"`` under ``key``.
 
-    A ``msg_id`` that is not valid UTF-8 text (a lone surrogate) is encoded with replacement,
-    so a verifier handed such a header fails to match instead of raising.
+    ``msg_id`` is signed exactly as given, as UTF-8. One that is not valid UTF-8 text (a lone
+    surrogate, which is how a server decodes undecodable header bytes) raises
+    ``UnicodeEncodeError``: encoding it with replacement would make several ids sign alike, so
+    a replay under a mangled id would verify as a new delivery. Verifiers refuse such ids first.
     """
-    signed = b"%s.%d.%s" % (msg_id.encode("utf-8", "replace"), timestamp, body)
+    signed = b"%s.%d.%s" % (msg_id.encode("utf-8"), timestamp, body)
     return hmac.new(key, signed, hashlib.sha256).digest()
 
 

@@ -18,7 +18,7 @@ from .._errors import WebhookPayloadError, WebhookVerificationError
 from .._models import CompletionEvent
 from .._wire import structure_event
 from ._hub import CompletionHub
-from ._verifiers import WebhookVerifier, get_header
+from ._verifiers import WebhookVerifier
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -51,11 +51,13 @@ def parse_webhook(
     Pass the raw request body (bytes, exactly as received: the signature covers them) and
     the request headers (any mapping; names are matched case-insensitively).
 
-    Returns a :class:`~upscale_async.CompletionEvent`; its ``webhook_id`` is the verified
-    webhook id, or the ``webhook-id`` header when the scheme has none. Unknown keys are kept
-    in ``extra``.
+    Returns a :class:`~upscale_async.CompletionEvent`; its ``webhook_id`` is what the
+    verifier returned: the signed webhook id, or None when the scheme signs none (the hub then
+    dedupes on the signed body). Unknown keys are kept in ``extra``.
 
     Raises:
+        TypeError: ``verifier`` is None or has no ``verify``: pass a verifier, or
+            ``UnverifiedWebhooks()`` to knowingly accept unsigned webhooks.
         WebhookPayloadError: the body is larger than ``max_body_size`` (checked first), or,
             after a good signature, not a JSON completion event (the message names the field).
         WebhookVerificationError: the signature is missing, wrong or stale.
@@ -65,6 +67,7 @@ def parse_webhook(
         event = parse_webhook(await request.body(), request.headers, verifier)
         await hub.deliver(event)
     """
+    _check_verifier(verifier)
     if not isinstance(body, bytes | bytearray | memoryview):
         raise TypeError(f"body must be the raw request bytes, not {type(body).__name__}")
     size = body.nbytes if isinstance(body, memoryview) else len(body)
@@ -73,14 +76,23 @@ def parse_webhook(
             f"webhook body is {size} bytes, more than the limit of {max_body_size}"
         )
     body = bytes(body)
+    # Only what the verifier vouches for: an unsigned webhook-id header must not become the
+    # duplicate key, or one captured body replays under fresh ids as new deliveries.
     webhook_id = verifier.verify(body, headers)
-    if webhook_id is None:
-        webhook_id = get_header(headers, "webhook-id") or None
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise WebhookPayloadError(f"webhook body is not valid JSON: {exc}") from None
     return structure_event(data, webhook_id)
+
+
+def _check_verifier(verifier: object) -> None:
+    if not callable(getattr(verifier, "verify", None)):
+        raise TypeError(
+            f"verifier must have verify(body, headers), not {verifier!r}; pass "
+            "StandardWebhooksVerifier(secret) or HmacSignatureVerifier(secret, ...), or "
+            "UnverifiedWebhooks() to knowingly accept unsigned webhooks"
+        )
 
 
 WebhookHandler = Callable[[web.Request], Awaitable[web.Response]]
@@ -134,11 +146,7 @@ def webhook_handler(
 
         app.router.add_post("/upscale/webhook", webhook_handler(hub, verifier))
     """
-    if not isinstance(verifier, WebhookVerifier):
-        raise TypeError(
-            "verifier must have verify(body, headers); pass StandardWebhooksVerifier(secret), "
-            "or UnverifiedWebhooks() to knowingly accept unsigned webhooks"
-        )
+    _check_verifier(verifier)
     if max_body_size < 1:
         raise ValueError(f"max_body_size must be >= 1, not {max_body_size!r}")
     limit = max_body_size

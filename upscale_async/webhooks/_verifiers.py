@@ -1,9 +1,12 @@
 """Webhook signature verifiers (D9): Standard Webhooks, plain HMAC, and an explicit opt-out.
 
 Every verifier has one method, ``verify(body, headers) -> str | None``: it returns the webhook id
-when the scheme carries one and raises :class:`~upscale_async.WebhookVerificationError` with a
-message that says what was wrong. Comparisons are constant-time, several secrets may be given
-(rotation), header names are matched case-insensitively, and secrets never appear in a repr.
+when the scheme signs one (None otherwise) and raises
+:class:`~upscale_async.WebhookVerificationError` with a message that says what was wrong. What it
+returns becomes ``CompletionEvent.webhook_id`` and so the hub's duplicate key; a verifier never
+returns unsigned material (with None, the key comes from the signed body). Comparisons are
+constant-time, several secrets may be given (rotation), header names are matched
+case-insensitively, and secrets never appear in a repr.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ __all__ = [
 ]
 
 DEFAULT_TOLERANCE = 300.0
-"""Seconds a Standard Webhooks timestamp may differ from the local clock, either way."""
+"""Seconds a signed timestamp may differ from the local clock, either way (past or future)."""
 
 _DIGITS = re.compile(r"[0-9]{1,12}")
 
@@ -40,8 +43,9 @@ class WebhookVerifier(Protocol):
     """Checks that a webhook's raw body and headers were signed by Upscale."""
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> str | None:
-        """Return the webhook id (None when the scheme has none); raise on a bad signature.
+        """Return the signed webhook id (None when the scheme signs none); raise on a bad one.
 
+        The result is the hub's duplicate key, so it must come only from signed material.
         Raises :class:`~upscale_async.WebhookVerificationError`.
         """
         ...
@@ -98,12 +102,46 @@ def _plural(n: int) -> str:
     return "1 secret" if n == 1 else f"{n} secrets"
 
 
+def _check_tolerance(tolerance: float) -> float:
+    if not tolerance >= 0:  # also rejects NaN
+        raise ValueError(f"tolerance must be a number of seconds >= 0, not {tolerance!r}")
+    return float(tolerance)
+
+
+def _timestamp(value: str, name: str, now: float, tolerance: float) -> int:
+    """The Unix seconds in header ``name``; raise unless within ``tolerance`` of ``now``.
+
+    One comparison of the distance, so a timestamp ``tolerance`` seconds in the past and one
+    ``tolerance`` seconds in the future are treated alike (both accepted).
+    """
+    stamp = value.strip()
+    if not _DIGITS.fullmatch(stamp):
+        raise WebhookVerificationError(
+            f"{name} must be Unix seconds (digits only), got {stamp[:40]!r}"
+        )
+    timestamp = int(stamp)
+    skew = timestamp - now
+    if abs(skew) > tolerance:
+        where = "too old" if skew < 0 else "too far in the future"
+        side = "in the past" if skew < 0 else "ahead"
+        raise WebhookVerificationError(
+            f"{name} is {where}: {abs(skew):.0f} s {side} (tolerance {tolerance:g} s)"
+        )
+    return timestamp
+
+
 class StandardWebhooksVerifier:
     """Verifies the Standard Webhooks scheme the emulator signs with (D9).
 
     Headers ``webhook-id``, ``webhook-timestamp`` (Unix seconds) and ``webhook-signature``
     (``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``, possibly several separated by
     spaces). A ``whsec_`` secret is base64-decoded, any other str is used as its UTF-8 bytes.
+
+    What it protects against: a forged or altered body, id or timestamp; a delivery replayed
+    after ``tolerance`` seconds (the signed timestamp is too old); and, within the tolerance,
+    a replay counted twice (the signed ``webhook-id``, exactly as received, is the hub's
+    duplicate key, and a non-UTF-8 id is refused). Keep the hub's ``ttl`` (default 1 h) above
+    twice the tolerance so every replay that still verifies is remembered as a duplicate.
 
     Args:
         secret_or_secrets: one secret, or several (all are tried: rotate without downtime).
@@ -125,17 +163,19 @@ class StandardWebhooksVerifier:
         tolerance: float = DEFAULT_TOLERANCE,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not tolerance >= 0:  # also rejects NaN
-            raise ValueError(f"tolerance must be a number of seconds >= 0, not {tolerance!r}")
+        self.tolerance = _check_tolerance(tolerance)
         self._keys = _keys(secret_or_secrets)
-        self.tolerance = float(tolerance)
         self._clock = clock
 
     def __repr__(self) -> str:
         return f"StandardWebhooksVerifier(<{_plural(len(self._keys))}>, tolerance={self.tolerance})"
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> str:
-        """Return the ``webhook-id``; raise WebhookVerificationError saying what failed."""
+        """Return the ``webhook-id`` exactly as received; raise WebhookVerificationError.
+
+        The id is part of the signed content, so it is the duplicate key. An id that is not
+        valid UTF-8 (undecodable bytes) is refused: it could not be signed as received.
+        """
         msg_id = get_header(headers, "webhook-id")
         stamp = get_header(headers, "webhook-timestamp")
         signature = get_header(headers, "webhook-signature")
@@ -150,23 +190,9 @@ class StandardWebhooksVerifier:
         ]
         if missing or msg_id is None or stamp is None or signature is None:
             raise WebhookVerificationError(f"missing header(s): {', '.join(missing)}")
-        stamp = stamp.strip()
-        if not _DIGITS.fullmatch(stamp):
-            raise WebhookVerificationError(
-                f"webhook-timestamp must be Unix seconds (digits only), got {stamp[:40]!r}"
-            )
-        timestamp = int(stamp)
-        now = self._clock()
-        if timestamp < now - self.tolerance:
-            raise WebhookVerificationError(
-                f"webhook-timestamp is too old: {now - timestamp:.0f} s in the past "
-                f"(tolerance {self.tolerance:g} s)"
-            )
-        if timestamp > now + self.tolerance:
-            raise WebhookVerificationError(
-                f"webhook-timestamp is too far in the future: {timestamp - now:.0f} s ahead "
-                f"(tolerance {self.tolerance:g} s)"
-            )
+        if not _is_utf8(msg_id):
+            raise WebhookVerificationError("webhook-id is not valid UTF-8; refused")
+        timestamp = _timestamp(stamp, "webhook-timestamp", self._clock(), self.tolerance)
         given: list[bytes] = []
         for part in signature.split():
             version, _, value = part.partition(",")
@@ -196,6 +222,17 @@ class HmacSignatureVerifier:
     Upscale has not published its signing scheme; this covers the common "HMAC of the body in a
     header" family. It is unverified against the real service.
 
+    What it protects against: a forged or altered body. Without ``timestamp_header`` nothing
+    signed says *when*, so a captured delivery stays valid forever: the hub drops its replay as
+    a duplicate only while it remembers the key (``ttl``, default 1 h). With
+    ``timestamp_header``, the HMAC covers ``"{timestamp}.{body}"`` and a delivery older or
+    newer than ``tolerance`` is refused, so a replay fails once the tolerance has passed.
+
+    The scheme signs no webhook id, so :meth:`verify` returns None and the hub's duplicate
+    key comes from the signed body (the request id with ``webhook_triggered_at``, or with
+    ``status``): a replay of a captured body, and Upscale's own retry of it, are duplicates.
+    An unsigned ``webhook-id`` header is ignored.
+
     Args:
         secret_or_secrets: one secret, or several for rotation (a ``whsec_`` str is base64,
             another str its UTF-8 bytes; pass bytes to use them as they are).
@@ -203,13 +240,28 @@ class HmacSignatureVerifier:
         digest: a ``hashlib`` algorithm name (``"sha256"``, ``"sha512"``, ``"sha1"``...).
         encoding: ``"hex"`` (case-insensitive) or ``"base64"``.
         prefix: text before the signature in the header, e.g. ``"sha256="``.
+        timestamp_header: a header holding the Unix seconds of the delivery, covered by the
+            HMAC as ``"{timestamp}.{body}"``; None (the default) signs the body alone.
+        tolerance: seconds the timestamp may be older or newer than ``clock()``.
+        clock: returns the current Unix time (injectable for tests).
 
     Example::
 
-        verifier = HmacSignatureVerifier(secret, header="X-Hub-Signature-256", prefix="sha256=")
+        verifier = HmacSignatureVerifier(
+            secret, header="X-Upscale-Signature", timestamp_header="X-Upscale-Timestamp"
+        )
     """
 
-    __slots__ = ("_keys", "digest", "encoding", "header", "prefix")
+    __slots__ = (
+        "_clock",
+        "_keys",
+        "digest",
+        "encoding",
+        "header",
+        "prefix",
+        "timestamp_header",
+        "tolerance",
+    )
 
     def __init__(
         self,
@@ -219,9 +271,16 @@ class HmacSignatureVerifier:
         digest: str = "sha256",
         encoding: Literal["hex", "base64"] = "hex",
         prefix: str = "",
+        timestamp_header: str | None = None,
+        tolerance: float = DEFAULT_TOLERANCE,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(header, str) or not header:
             raise ValueError("header must be a non-empty header name")
+        if timestamp_header is not None and (
+            not isinstance(timestamp_header, str) or not timestamp_header
+        ):
+            raise ValueError("timestamp_header must be a non-empty header name, or None")
         if encoding not in ("hex", "base64"):
             raise ValueError(f"encoding must be 'hex' or 'base64', not {encoding!r}")
         try:
@@ -235,11 +294,19 @@ class HmacSignatureVerifier:
         self.digest = digest
         self.encoding = encoding
         self.prefix = prefix
+        self.timestamp_header = timestamp_header
+        self.tolerance = _check_tolerance(tolerance)
+        self._clock = clock
 
     def __repr__(self) -> str:
+        stamp = (
+            f", timestamp_header={self.timestamp_header!r}, tolerance={self.tolerance:g}"
+            if self.timestamp_header
+            else ""
+        )
         return (
             f"HmacSignatureVerifier(<{_plural(len(self._keys))}>, header={self.header!r}, "
-            f"digest={self.digest!r}, encoding={self.encoding!r}, prefix={self.prefix!r})"
+            f"digest={self.digest!r}, encoding={self.encoding!r}, prefix={self.prefix!r}{stamp})"
         )
 
     def _encode(self, mac: bytes) -> bytes:
@@ -248,10 +315,20 @@ class HmacSignatureVerifier:
         return base64.b64encode(mac)
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> None:
-        """Return None (the scheme has no webhook id); raise WebhookVerificationError."""
+        """Return None (the scheme signs no webhook id); raise WebhookVerificationError.
+
+        Checks the timestamp first when ``timestamp_header`` is set, then the HMAC.
+        """
         value = get_header(headers, self.header)
         if not value:
             raise WebhookVerificationError(f"missing header: {self.header}")
+        signed = body
+        if self.timestamp_header is not None:
+            stamp = get_header(headers, self.timestamp_header)
+            if not stamp:
+                raise WebhookVerificationError(f"missing header: {self.timestamp_header}")
+            when = _timestamp(stamp, self.timestamp_header, self._clock(), self.tolerance)
+            signed = b"%d.%s" % (when, body)
         value = value.strip()
         if not value.startswith(self.prefix):
             raise WebhookVerificationError(
@@ -261,7 +338,7 @@ class HmacSignatureVerifier:
         if self.encoding == "hex":
             given = given.lower()
         for key in self._keys:
-            expected = self._encode(hmac.new(key, body, self.digest).digest())
+            expected = self._encode(hmac.new(key, signed, self.digest).digest())
             if hmac.compare_digest(expected, given):
                 return None
         raise WebhookVerificationError(
@@ -273,10 +350,11 @@ class HmacSignatureVerifier:
 class UnverifiedWebhooks:
     """Accepts every webhook without checking anything. DANGEROUS: use only in local tests.
 
-    Anyone who can reach the receiver can then forge completion events. The harm is bounded
-    (completion is always confirmed with ``retrieve_messages``), but a forger can still make
-    the SDK retrieve early and often. Returns the ``webhook-id`` header when present, so
-    duplicate deliveries are still recognised.
+    Protects against nothing. Anyone who can reach the receiver can then forge completion
+    events. The harm is bounded (completion is always confirmed with ``retrieve_messages``),
+    but a forger can still make the SDK retrieve early and often. Returns the unsigned
+    ``webhook-id`` header when present, so Upscale's duplicate deliveries are still recognised
+    (and a forger can choose the duplicate key: nothing here is signed).
     """
 
     __slots__ = ()
@@ -287,3 +365,12 @@ class UnverifiedWebhooks:
     def verify(self, body: bytes, headers: Mapping[str, str]) -> str | None:
         """Check nothing; return the ``webhook-id`` header if there is one."""
         return get_header(headers, "webhook-id") or None
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text holding lone surrogates (how servers decode non-UTF-8 header bytes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
