@@ -48,10 +48,16 @@ LeadSource = Iterable[Lead | Mapping[str, Any]] | AsyncIterable[Lead | Mapping[s
 
 
 class _Source:
-    """Pulls leads lazily from a sync or async iterable, a chunk at a time."""
+    """Pulls leads lazily from a sync or async iterable, a chunk at a time.
+
+    The chunk being pulled lives in ``pending`` until :meth:`take` returns it, so the leads
+    already pulled when the source raises, or when the pull is cancelled, stay here for the
+    batch to hand back (:meth:`_Batch.hand_back_pending`) instead of vanishing.
+    """
 
     def __init__(self, leads: LeadSource) -> None:
         self.total: int | None = None
+        self.pending: list[Any] = []
         self._it: Iterable[Any] | None = None
         self._ait: AsyncIterator[Any] | None = None
         if isinstance(leads, str | bytes | Mapping | Lead):
@@ -77,15 +83,20 @@ class _Source:
         return self._ait is not None
 
     async def take(self, n: int) -> list[Any]:
+        """The next ``n`` leads (fewer at the end); on an error they stay in ``pending``."""
+        out = self.pending
         if self._it is not None:
-            return list(islice(self._it, n))
-        assert self._ait is not None
-        out: list[Any] = []
-        while len(out) < n:
-            try:
-                out.append(await anext(self._ait))
-            except StopAsyncIteration:
-                break
+            # list.extend keeps what it appended when the iterator raises midway, and costs
+            # the same as list(islice(...)) on the hot path.
+            out.extend(islice(self._it, n))
+        else:
+            assert self._ait is not None
+            while len(out) < n:
+                try:
+                    out.append(await anext(self._ait))
+                except StopAsyncIteration:
+                    break
+        self.pending = []
         return out
 
 
@@ -198,9 +209,38 @@ class _Batch:
         rejected_before = len(self.result.rejected)
         checked = self.validate(raw, start)
         if self.on_rejected is not None:
-            for rejected in self.result.rejected[rejected_before:]:
-                await self.notify(self.on_rejected, rejected)
+            try:
+                for rejected in self.result.rejected[rejected_before:]:
+                    await self.notify(self.on_rejected, rejected)
+            except anyio.get_cancelled_exc_class():
+                # Cancelled while on_rejected ran: the chunk's valid leads were never sent.
+                self.unsent.append((start, checked[1]))
+                raise
         return checked
+
+    def take_pending(self) -> tuple[list[Any], int]:
+        """The leads of a pull that did not finish (the source raised, or it was cancelled).
+
+        They were pulled from the source but never numbered; they come after every chunk taken.
+        """
+        raw, self.source.pending = self.source.pending, []
+        start = self.index
+        self.index += len(raw)
+        return raw, start
+
+    async def hand_back_pending(self) -> None:
+        """Check the leads of an unfinished pull and hand them back as not submitted."""
+        raw, start = self.take_pending()
+        if raw:
+            _, originals, _ = await self.check(raw, start)
+            self.unsent.append((start, originals))
+
+    def hand_back_pending_now(self) -> None:
+        """:meth:`hand_back_pending` while cancelled: checked, but no callback is awaited."""
+        raw, start = self.take_pending()
+        if raw:
+            _, originals, _ = self.validate(raw, start)
+            self.unsent.append((start, originals))
 
     async def notify(
         self, callback: Callable[[Any], Awaitable[None] | None] | None, arg: Any
@@ -254,6 +294,7 @@ class _Batch:
                 self.index += len(rest)
                 _, originals, _ = await self.check(rest, start)
                 self.unsent.append((start, originals))
+        await self.hand_back_pending()
 
     async def worker(self) -> None:
         while self.stop is None and not self.exhausted:
@@ -397,6 +438,7 @@ async def submit_batch(
     except anyio.get_cancelled_exc_class():
         # Cancellation propagates untouched; ``into=`` keeps what was done before it.
         batch.stop = batch.stop or StopReason.CANCELLED
+        batch.hand_back_pending_now()
         batch.finish()
         raise
     batch.finish()
