@@ -255,3 +255,27 @@ def test_curl_s2_account(command: Command) -> None:
     status, body = curl(command, S2_ACCOUNT)
     assert status == 200
     assert {"created_at", "plan_name", "monthly_credits", "monthly_allowance"} <= set(body)
+
+
+def test_command_verbose_logs_each_request() -> None:
+    """--verbose logs each request (method, path, status, elapsed) on stderr."""
+    import urllib.request
+
+    running = Command("--api-key", "cli-key", "--no-webhooks", "--verbose")
+    request = urllib.request.Request(running.base_url + "/account", headers={"Api-Key": "cli-key"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+    code, _, err = running.stop()
+    assert code == 0, err
+    assert "GET /api/v2/account 200 " in err
+
+
+def test_command_safety_flags_reach_the_config() -> None:
+    """--allow-external-webhooks and --body-timeout set the config; external webhooks are off."""
+    from upscale_async.emulator.__main__ import _parser, config_from_args
+
+    default = config_from_args(_parser().parse_args([]))
+    assert (default.allow_external_webhooks, default.verbose) == (False, False)
+    args = ["--allow-external-webhooks", "--body-timeout", "2.5", "--verbose"]
+    opted = config_from_args(_parser().parse_args(args))
+    assert (opted.allow_external_webhooks, opted.body_timeout, opted.verbose) == (True, 2.5, True)

@@ -298,5 +298,5 @@ async def test_body_too_large_is_413(session: aiohttp.ClientSession) -> None:
             data=orjson.dumps(make_body(30)),
         )
         assert status == 413
-        assert body == {"error": "Request body too large"}
+        assert body == {"error": "Request body too large: at most 2000 bytes are accepted"}
         assert emu.state.accepted == 0

@@ -4,14 +4,47 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Sequence
 
-from ._config import DEFAULT_API_KEY, DEFAULT_CREDITS, DEFAULT_WEBHOOK_SECRET, EmulatorConfig
+from ._config import (
+    DEFAULT_API_KEY,
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_CREDITS,
+    DEFAULT_WEBHOOK_SECRET,
+    EmulatorConfig,
+)
 from ._server import Emulator
 
 __all__ = ["main"]
+
+
+def _add_safety_args(parser: argparse.ArgumentParser) -> None:
+    """The flags that bound what the emulator reads and where it sends webhooks, and logging."""
+    add = parser.add_argument
+    add(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT,
+        help=f"seconds to receive a request body, else 408 (default: {DEFAULT_BODY_TIMEOUT:g})",
+    )
+    add(
+        "--allow-external-webhooks",
+        action="store_true",
+        help=(
+            "also POST webhooks to non-loopback URLs. RISK: anyone who can reach the emulator "
+            "can then make it send signed POSTs to any host it can reach (public hosts, your "
+            "LAN, cloud metadata addresses such as 169.254.169.254). Without it, webhooks go "
+            "only to localhost, 127.0.0.0/8 and ::1; others are refused and logged"
+        ),
+    )
+    add(
+        "--verbose",
+        action="store_true",
+        help="log each request (method, path, status, elapsed) and each webhook attempt",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--webhook-time-scale", type=float, default=1.0, help="multiplies the webhook retry delays")
     add("--max-leads-per-request", type=int, default=None, help="reject larger requests with 422")
     add("--max-body-size", type=int, default=None, help="reject larger bodies with 413 (bytes)")
+    _add_safety_args(parser)
     add(
         "--legacy-campaign-name",
         action="store_true",
@@ -81,6 +115,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         allow_unknown_message_types=args.allow_unknown_message_types,
         emit_singular_counts=args.singular_counts,
         doc_examples=args.doc_examples,
+        body_timeout=args.body_timeout,
+        allow_external_webhooks=args.allow_external_webhooks,
+        verbose=args.verbose,
         **extra,
     )
 
@@ -114,6 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # Warnings (refused webhooks) always reach stderr; --verbose adds a line per request.
+    logging.basicConfig(
+        level=logging.INFO if config.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         asyncio.run(serve(config))
     except OSError as exc:

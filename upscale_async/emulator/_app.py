@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = ["API_PREFIX", "build_app"]
 
+logger = logging.getLogger("upscale_async.emulator")
+
 API_PREFIX: Final = "/api/v2"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -43,6 +47,7 @@ _STATUS_TEXT: Final = {
     400: "Bad request",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     413: "Request body too large",
     429: "Too many requests, please retry later",
     500: "Internal server error",
@@ -341,6 +346,62 @@ def _body(text: str, with_status: bool) -> dict[str, str]:
     return {"error": text, "status": "error"} if with_status else {"error": text}
 
 
+def _closing(request: web.Request, text: str, status: int) -> web.Response:
+    """An error answered with ``Connection: close``: the rest of the body is never read."""
+    response = _json(_body(text, _wants_status(request.path)), status)
+    response.force_close()
+    return response
+
+
+def _body_limits(config: EmulatorConfig) -> Middleware:
+    """Every route reads at most ``max_body_size`` bytes, within ``body_timeout`` seconds.
+
+    A declared Content-Length over the cap is answered 413 before a byte of the body is read; a
+    body that is longer than it said (chunked, or compressed) is cut at the cap; a body that
+    arrives too slowly (or never, after a Content-Length that lies) is answered 408. The body is
+    read here, once, so handlers find it already in memory.
+    """
+    limit = config.max_body_size
+    timeout = config.body_timeout
+    too_large = f"Request body too large: at most {limit} bytes are accepted"
+    too_slow = f"Request timeout: the body was not received within {timeout:g} s"
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            return _closing(request, too_large, 413)
+        if request.body_exists:
+            try:
+                async with asyncio.timeout(timeout):
+                    await request.read()
+            except TimeoutError:
+                return _closing(request, too_slow, 408)
+            except web.HTTPRequestEntityTooLarge:
+                return _closing(request, too_large, 413)
+        return await handler(request)
+
+    return middleware
+
+
+def _access_log() -> Middleware:
+    """``verbose``: one INFO line per request (method, path, status, elapsed)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = "no answer"
+        try:
+            response = await handler(request)
+            status = str(response.status)
+            return response
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            logger.info("%s %s %s %.1f ms", request.method, request.path_qs, status, elapsed)
+
+    return middleware
+
+
 def build_app(
     config: EmulatorConfig,
     state: EmulatorState,
@@ -350,7 +411,10 @@ def build_app(
 ) -> web.Application:
     """The application serving both path generations under ``/api/v2``."""
     handlers = _Handlers(config, state, engine, faults, created_at)
-    app = web.Application(client_max_size=config.max_body_size, middlewares=[_json_errors(state)])
+    middlewares = [_json_errors(state), _body_limits(config)]
+    if config.verbose:
+        middlewares.insert(0, _access_log())
+    app = web.Application(client_max_size=config.max_body_size, middlewares=middlewares)
     routes: list[tuple[str, str, tuple[str, ...], Handler]] = [
         (
             "POST",

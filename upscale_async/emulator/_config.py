@@ -10,6 +10,7 @@ import attrs
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_CREDITS",
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_WEBHOOK_ATTEMPTS",
@@ -27,7 +28,10 @@ DEFAULT_WEBHOOK_SECRET: Final = (
 )
 #: Credits each account starts with (one credit per generated message).
 DEFAULT_CREDITS: Final = 1_000_000
+#: The largest request body read (bytes); a larger one is answered 413 without being read.
 DEFAULT_MAX_BODY_SIZE: Final = 16 * 1024 * 1024
+#: Seconds a client has to send a whole request body; a slower one is answered 408.
+DEFAULT_BODY_TIMEOUT: Final = 30.0
 #: D10: 25 attempts (1 + 24 retries), 10 s per attempt.
 DEFAULT_WEBHOOK_ATTEMPTS: Final = 25
 DEFAULT_WEBHOOK_TIMEOUT: Final = 10.0
@@ -38,6 +42,11 @@ RequestSelector = Callable[[str], bool] | Collection[str] | None
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if value < 0:
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0 seconds, got {value!r}")
 
 
 def _share(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -81,6 +90,13 @@ class EmulatorConfig:
 
     Seconds are floats. ``messages_per_second=0`` generates instantly; ``webhook_secret=None``
     sends no webhooks (as the real service does for an account without a secret).
+
+    Safety: webhooks go only to loopback targets (``localhost``, 127.0.0.0/8, ``::1``) unless
+    ``allow_external_webhooks=True``; any other target is refused without a connection or a DNS
+    lookup, logged as a warning and recorded in ``state.deliveries`` (outcome ``"refused"``).
+    Request bodies larger than ``max_body_size`` bytes are answered 413 and bodies not received
+    within ``body_timeout`` seconds 408, on every route. ``verbose=True`` logs each request and
+    each webhook attempt at INFO on the ``upscale_async.emulator`` logger.
     """
 
     host: str = "127.0.0.1"
@@ -102,6 +118,9 @@ class EmulatorConfig:
     max_body_size: int = attrs.field(
         default=DEFAULT_MAX_BODY_SIZE, validator=attrs.validators.ge(1)
     )
+    body_timeout: float = attrs.field(default=DEFAULT_BODY_TIMEOUT, validator=_positive)
+    allow_external_webhooks: bool = False
+    verbose: bool = False
     max_leads_per_request: int | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
     )

@@ -117,6 +117,10 @@ class Emulator:
             access_log=None,
             handle_signals=False,
             shutdown_timeout=0.5,
+            # After an early answer (413, 408) the unread rest of a body is discarded for at
+            # most this long, then the connection is closed: never read into memory, never
+            # for longer than the body itself was given.
+            lingering_time=self.config.body_timeout,
         )
         await runner.setup()
         try:

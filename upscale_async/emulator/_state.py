@@ -113,12 +113,16 @@ class Account:
 
 @attrs.frozen
 class DeliveryRecord:
-    """One webhook attempt (or dropped/duplicate send), as logged in ``state.deliveries``."""
+    """One webhook attempt (or dropped/duplicate send), as logged in ``state.deliveries``.
+
+    ``refused``: the target is not loopback and external webhooks are not allowed; nothing was
+    sent and nothing will be (``error`` says why).
+    """
 
     request_id: str
     webhook_id: str
     attempt: int
-    outcome: Literal["delivered", "failed", "dropped", "duplicate"]
+    outcome: Literal["delivered", "failed", "dropped", "duplicate", "refused"]
     status: int | None
     error: str | None
     at: float

@@ -1,8 +1,14 @@
-"""The completion webhook sender (D9, D10): signed, retried on a scaled schedule, tamperable."""
+"""The completion webhook sender (D9, D10): signed, retried on a scaled schedule, tamperable.
+
+By default it sends only to loopback targets: :func:`refusal` decides, from the URL alone,
+before any socket or DNS lookup.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import logging
 import random
 import time
 import uuid
@@ -11,15 +17,52 @@ from typing import Final, Literal
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from .._spec.signing import decode_secret, standard_headers
 from ._config import DeliveryPlan, EmulatorConfig
 from ._generation import utc_now
 from ._state import DeliveryRecord, EmulatorState, GenerationRequest
 
-__all__ = ["WebhookSender", "retry_delay"]
+__all__ = ["WebhookSender", "refusal", "retry_delay"]
 
 _USER_AGENT: Final = "upscale-async-emulator/webhooks"
+_LOOPBACK_V4: Final = ipaddress.ip_network("127.0.0.0/8")
+_LOOPBACK_V6: Final = ipaddress.ip_address("::1")
+_OPT_IN: Final = "--allow-external-webhooks / allow_external_webhooks=True"
+Outcome = Literal["delivered", "failed", "dropped", "duplicate", "refused"]
+
+logger = logging.getLogger("upscale_async.emulator")
+
+
+def refusal(url: str | URL, *, allow_external: bool = False) -> str | None:
+    """Why the emulator will not POST to ``url``, or None when it may.
+
+    Without ``allow_external`` only loopback targets are allowed: the host ``localhost`` or an
+    IP literal in 127.0.0.0/8 or ``::1``. Any other host name is refused without resolving it
+    (a DNS lookup is itself traffic, and a name can resolve to anything). The URL is parsed with
+    yarl, as the sender parses it, so the host checked is the host it would connect to.
+    """
+    if allow_external:
+        return None
+    try:
+        target = url if isinstance(url, URL) else URL(url)
+        host = target.host
+    except (TypeError, ValueError) as exc:
+        return f"not a valid URL ({exc})"
+    if target.scheme not in ("http", "https"):
+        return "not an http(s) URL"
+    if not host:
+        return "no host"
+    if host == "localhost":
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"{host} is a host name other than localhost (not resolved)"
+    if address == _LOOPBACK_V6 or (address.version == 4 and address in _LOOPBACK_V4):
+        return None
+    return f"{host} is not a loopback address"
 
 
 def retry_delay(k: int, rng: random.Random, scale: float) -> float:
@@ -57,8 +100,21 @@ class WebhookSender:
             "webhook_triggered_at": utc_now(),
         }
         webhook_id = f"msg_{uuid.uuid4().hex}"
+        url = request.completion_url
+        why = refusal(url, allow_external=self._config.allow_external_webhooks)
+        if why is not None:
+            # Decided before any socket: nothing leaves the machine; clients fall back to polling.
+            logger.warning(
+                "webhook to %s refused: %s; the emulator delivers only to loopback targets "
+                "unless started with %s",
+                url,
+                why,
+                _OPT_IN,
+            )
+            self._log(request.id, webhook_id, 1, "refused", None, f"refused: {why}", url)
+            return
         task = asyncio.get_running_loop().create_task(
-            self._deliver(request.id, request.completion_url, webhook_id, orjson.dumps(payload))
+            self._deliver(request.id, url, webhook_id, orjson.dumps(payload))
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -116,8 +172,10 @@ class WebhookSender:
     async def _post(self, url: str, webhook_id: str, body: bytes) -> tuple[int | None, str | None]:
         assert self._key is not None
         if self._session is None:
+            # trust_env=False: no proxy from the environment can carry a loopback POST outward.
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._config.webhook_timeout)
+                timeout=aiohttp.ClientTimeout(total=self._config.webhook_timeout),
+                trust_env=False,
             )
         timestamp = int(time.time())
         headers = {
@@ -126,8 +184,9 @@ class WebhookSender:
             **standard_headers(self._key, webhook_id, timestamp, body),
         }
         try:
+            # No redirects: a loopback target must not send the emulator anywhere else.
             async with self._session.post(
-                url, data=body, headers=headers, allow_redirects=False
+                URL(url), data=body, headers=headers, allow_redirects=False
             ) as response:
                 await response.read()
                 return response.status, None
@@ -139,11 +198,20 @@ class WebhookSender:
         request_id: str,
         webhook_id: str,
         attempt: int,
-        outcome: Literal["delivered", "failed", "dropped", "duplicate"],
+        outcome: Outcome,
         status: int | None,
         error: str | None,
         url: str,
     ) -> None:
+        if self._config.verbose:
+            logger.info(
+                "webhook %s attempt %d: %s%s%s",
+                url,
+                attempt,
+                outcome,
+                "" if status is None else f" {status}",
+                "" if error is None else f" ({error})",
+            )
         self._state.deliveries.append(
             DeliveryRecord(
                 request_id, webhook_id, attempt, outcome, status, error, time.time(), url
