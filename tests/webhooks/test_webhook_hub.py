@@ -179,6 +179,51 @@ async def test_size_bound_evicts_oldest_first() -> None:
     assert (await hub.wait("r2")).secure_request_id == "r2"
 
 
+def big_event(request_id: str, size: int) -> CompletionEvent:
+    return CompletionEvent(
+        secure_request_id=request_id,
+        status="complete",
+        webhook_id=f"wh-{request_id}",
+        extra={"padding": "x" * size},
+    )
+
+
+async def test_byte_bound_evicts_oldest_first() -> None:
+    """Past max_event_bytes, the oldest early events are evicted first, however few they are."""
+    hub = CompletionHub(max_events=1_000, max_event_bytes=50_000)
+    for i in range(10):
+        await hub.deliver(big_event(f"r{i}", 10_000))
+    assert isinstance(hub.backend, MemoryBackend)
+    assert 40_000 < hub.backend.event_bytes <= 50_000
+    assert (await hub.stats()).stored_events == 4
+    with pytest.raises(TimeoutError):
+        await hub.wait("r5", timeout=0.01)
+    assert (await hub.wait("r9")).secure_request_id == "r9"
+
+
+async def test_event_larger_than_byte_bound_is_not_kept() -> None:
+    """An early event larger than max_event_bytes is not kept and evicts nothing."""
+    hub = CompletionHub(max_event_bytes=20_000)
+    await hub.deliver(big_event("small", 100))
+    await hub.deliver(big_event("huge", 30_000))
+    assert (await hub.stats()).stored_events == 1
+    assert (await hub.wait("small")).secure_request_id == "small"
+
+
+async def test_byte_count_returns_to_zero_when_events_are_taken() -> None:
+    """Taking, replacing and expiring early events gives their bytes back."""
+    clock = FakeClock()
+    backend = MemoryBackend(ttl=10)
+    hub = CompletionHub(backend=backend, clock=clock)
+    await hub.deliver(big_event("a", 1_000))
+    await hub.deliver(CompletionEvent(secure_request_id="a", status="complete", webhook_id="w2"))
+    await hub.deliver(big_event("b", 1_000))
+    await hub.wait("a")
+    clock.now += 11
+    assert (await hub.stats()).stored_events == 0
+    assert backend.event_bytes == 0
+
+
 async def test_seen_keys_bounded() -> None:
     """The dedupe memory is bounded by max_seen, oldest forgotten first."""
     hub = CompletionHub(max_seen=2)

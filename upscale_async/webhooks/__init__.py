@@ -28,6 +28,7 @@ from .._errors import WebhookPayloadError, WebhookVerificationError
 from .._models import CompletionEvent
 from ._hub import (
     DEFAULT_EVENT_TTL,
+    DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_EVENTS,
     DEFAULT_MAX_SEEN,
     CompletionBackend,
@@ -59,6 +60,7 @@ __all__ = [
     "DEFAULT_EVENT_TTL",
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_MAX_EVENTS",
+    "DEFAULT_MAX_EVENT_BYTES",
     "DEFAULT_MAX_SEEN",
     "DEFAULT_TOLERANCE",
     "DEFAULT_WEBHOOK_PATH",

@@ -19,12 +19,14 @@ from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 import attrs
+import orjson
 
 from .._models import CompletionEvent
 
 __all__ = [
     "DEFAULT_EVENT_TTL",
     "DEFAULT_MAX_EVENTS",
+    "DEFAULT_MAX_EVENT_BYTES",
     "DEFAULT_MAX_SEEN",
     "CompletionBackend",
     "CompletionHub",
@@ -39,8 +41,27 @@ DEFAULT_EVENT_TTL = 3600.0
 """Seconds an early event, and the key of a delivery already seen, are kept."""
 DEFAULT_MAX_EVENTS = 100_000
 """Most early events kept at once; the oldest is evicted first."""
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
+"""Most bytes of early events kept at once (an estimate: each event's fields and ``extra``
+as JSON, plus a fixed overhead); the oldest is evicted first."""
 DEFAULT_MAX_SEEN = 100_000
 """Most delivery keys remembered for duplicate detection; the oldest is forgotten first."""
+
+_EVENT_OVERHEAD = 512  # the event object, its entry in the map, and the key, roughly
+
+
+def _event_size(event: CompletionEvent) -> int:
+    """An estimate of the bytes an early event holds: what its body carried, plus overhead."""
+    size = _EVENT_OVERHEAD + len(event.secure_request_id) + len(event.status)
+    for text in (event.completed_at, event.webhook_triggered_at, event.webhook_id):
+        if text is not None:
+            size += len(text)
+    if event.extra:
+        try:
+            size += len(orjson.dumps(event.extra, default=repr))
+        except (TypeError, orjson.JSONEncodeError):  # not from a webhook body: a rough guess
+            size += len(repr(event.extra))
+    return size
 
 
 @attrs.frozen
@@ -127,7 +148,12 @@ class CompletionBackend(Protocol):
 
 
 class MemoryBackend:
-    """The default in-process backend: two insertion-ordered maps with a TTL and a size bound.
+    """The default in-process backend: two insertion-ordered maps with a TTL and size bounds.
+
+    Early events are bounded by count (``max_events``) and by bytes (``max_event_bytes``, an
+    estimate from each event's body), so a few large bodies cannot hold more memory than
+    many small ones; the oldest is evicted first, and an event larger than the whole byte
+    bound is not kept.
 
     It serves one hub, needs no opening, and its :meth:`publish` does nothing (no other hub
     shares it). Evicting an early event is harmless: its waiter, when it comes, falls back to
@@ -135,7 +161,15 @@ class MemoryBackend:
     new, and completion is confirmed by ``retrieve_messages`` anyway.
     """
 
-    __slots__ = ("_events", "_seen", "max_events", "max_seen", "ttl")
+    __slots__ = (
+        "_event_bytes",
+        "_events",
+        "_seen",
+        "max_event_bytes",
+        "max_events",
+        "max_seen",
+        "ttl",
+    )
 
     needs_open = False
     """A MemoryBackend works without opening: a hub using it may be used without ``async with``."""
@@ -146,29 +180,40 @@ class MemoryBackend:
         ttl: float = DEFAULT_EVENT_TTL,
         max_events: int = DEFAULT_MAX_EVENTS,
         max_seen: int = DEFAULT_MAX_SEEN,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         if not ttl > 0:
             raise ValueError(f"ttl must be a number of seconds > 0, not {ttl!r}")
-        if max_events < 0 or max_seen < 0:
-            raise ValueError("max_events and max_seen must be >= 0")
+        if max_events < 0 or max_seen < 0 or max_event_bytes < 0:
+            raise ValueError("max_events, max_seen and max_event_bytes must be >= 0")
         self.ttl = float(ttl)
         self.max_events = max_events
         self.max_seen = max_seen
+        self.max_event_bytes = max_event_bytes
         # Values are (expiry, ...); insertion order is expiry order because the TTL is fixed
         # and the clock is monotonic, so expired entries are always at the front.
-        self._events: OrderedDict[str, tuple[float, CompletionEvent]] = OrderedDict()
+        self._events: OrderedDict[str, tuple[float, CompletionEvent, int]] = OrderedDict()
+        self._event_bytes = 0
         self._seen: OrderedDict[str, float] = OrderedDict()
 
     def __repr__(self) -> str:
         return (
             f"MemoryBackend(ttl={self.ttl:g}, max_events={self.max_events}, "
-            f"max_seen={self.max_seen}, events={len(self._events)}, seen={len(self._seen)})"
+            f"max_seen={self.max_seen}, max_event_bytes={self.max_event_bytes}, "
+            f"events={len(self._events)}, event_bytes={self._event_bytes}, "
+            f"seen={len(self._seen)})"
         )
+
+    @property
+    def event_bytes(self) -> int:
+        """The estimated bytes of the early events kept now (expired ones included until the
+        next call drops them)."""
+        return self._event_bytes
 
     def _expire(self, now: float) -> None:
         events, seen = self._events, self._seen
         while events and next(iter(events.values()))[0] <= now:
-            events.popitem(last=False)
+            self._event_bytes -= events.popitem(last=False)[1][2]
         while seen and next(iter(seen.values())) <= now:
             seen.popitem(last=False)
 
@@ -199,18 +244,26 @@ class MemoryBackend:
 
     def _keep(self, event: CompletionEvent, now: float) -> None:
         self._expire(now)
-        if not self.max_events:
+        events = self._events
+        old = events.pop(event.secure_request_id, None)
+        if old is not None:
+            self._event_bytes -= old[2]
+        size = _event_size(event)
+        if not self.max_events or size > self.max_event_bytes:
             return
-        self._events.pop(event.secure_request_id, None)
-        self._events[event.secure_request_id] = (now + self.ttl, event)
-        while len(self._events) > self.max_events:
-            self._events.popitem(last=False)
+        events[event.secure_request_id] = (now + self.ttl, event, size)
+        self._event_bytes += size
+        while len(events) > self.max_events or self._event_bytes > self.max_event_bytes:
+            self._event_bytes -= events.popitem(last=False)[1][2]
 
     async def take(self, secure_request_id: str, now: float) -> CompletionEvent | None:
         """Remove and return the live event kept for this id, if any."""
         self._expire(now)
         entry = self._events.pop(secure_request_id, None)
-        return None if entry is None else entry[1]
+        if entry is None:
+            return None
+        self._event_bytes -= entry[2]
+        return entry[1]
 
     async def publish(self, event: CompletionEvent) -> None:
         """Do nothing: no other hub shares an in-process store."""
@@ -234,9 +287,9 @@ class HubStats:
 class CompletionHub:
     """Matches completion webhooks to the coroutines awaiting them (async context manager).
 
-    - An event that arrives before anyone waits is kept (TTL and size bound, oldest evicted
-      first) and resolves the next :meth:`wait` for its id at once. An evicted event only
-      means that waiter falls back to polling.
+    - An event that arrives before anyone waits is kept (TTL, and bounds on count and on
+      bytes, oldest evicted first) and resolves the next :meth:`wait` for its id at once. An
+      evicted event only means that waiter falls back to polling.
     - A duplicate delivery (same ``event.dedupe_key``: the ``webhook-id``, or the id with
       ``webhook_triggered_at``) is dropped.
     - Every waiter registered when an event is delivered is resolved, once; the event is then
@@ -253,7 +306,7 @@ class CompletionHub:
 
     Args:
         backend: where early events and delivery keys live (default: a :class:`MemoryBackend`
-            built from ``ttl``, ``max_events`` and ``max_seen``).
+            built from ``ttl``, ``max_events``, ``max_seen`` and ``max_event_bytes``).
         clock: a monotonic clock in seconds (injectable for tests).
 
     Example::
@@ -274,12 +327,18 @@ class CompletionHub:
         ttl: float = DEFAULT_EVENT_TTL,
         max_events: int = DEFAULT_MAX_EVENTS,
         max_seen: int = DEFAULT_MAX_SEEN,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._backend: CompletionBackend = (
             backend
             if backend is not None
-            else MemoryBackend(ttl=ttl, max_events=max_events, max_seen=max_seen)
+            else MemoryBackend(
+                ttl=ttl,
+                max_events=max_events,
+                max_seen=max_seen,
+                max_event_bytes=max_event_bytes,
+            )
         )
         # The default backend exactly (not a subclass, whose coroutines may be overridden):
         # deliver then calls its synchronous bodies, which cannot suspend, and skips the
