@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 import orjson
 
-from ._config import BatchPolicy, PollPolicy, RetryPolicy, Routes
+from ._config import DEFAULT_MAX_RESPONSE_SIZE, BatchPolicy, PollPolicy, RetryPolicy, Routes
 from ._errors import RequestTimeoutError, ValidationError
 from ._models import Campaign, GenerationAccepted, RetrievedMessages
 from ._retry import call_with_retries, deadline_error
@@ -38,6 +38,7 @@ class Settings:
     poll: PollPolicy
     batch: BatchPolicy
     allow_unknown_message_types: bool
+    max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE
 
 
 class Api:
@@ -84,17 +85,18 @@ class Api:
     ) -> Response:
         """One API call, retried under the retry policy within its overall deadline."""
         timeout = self.settings.timeout
+        cap = self.settings.max_response_size
 
         async def attempt(left: float | None) -> Response:
             if left is None or (timeout is not None and timeout <= left):
                 return await self.transport.send(
-                    method, path, params=params, body=body, timeout=timeout
+                    method, path, params=params, body=body, timeout=timeout, max_size=cap
                 )
             if left <= 0:
                 raise deadline_error(method, path, 0.0)
             try:
                 return await self.transport.send(
-                    method, path, params=params, body=body, timeout=left
+                    method, path, params=params, body=body, timeout=left, max_size=cap
                 )
             except RequestTimeoutError as exc:
                 raise deadline_error(method, path, left) from exc

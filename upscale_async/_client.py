@@ -25,6 +25,7 @@ from ._completion import CompletionWaiter, Outcomes, await_completion, open_gene
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RESPONSE_SIZE,
     DEFAULT_TIMEOUT,
     ENV_API_KEY,
     ENV_BASE_URL,
@@ -32,6 +33,7 @@ from ._config import (
     PollPolicy,
     RetryPolicy,
     Routes,
+    check_max_response_size,
 )
 from ._errors import ConfigurationError, ResponseValidationError, ValidationError
 from ._models import (
@@ -46,7 +48,7 @@ from ._models import (
 from ._results import BatchSubmission
 from ._spec.contract import SEQUENCE_FILTER_DEFAULT, SEQUENCE_FILTERS
 from ._spec.validation import Problem, check_leads
-from ._transport import Transport
+from ._transport import Transport, redact_url
 from ._wire import structure, structure_sequences
 
 __all__ = ["UpscaleClient"]
@@ -70,7 +72,10 @@ class UpscaleClient(AsyncResource):
     The configuration is frozen: :meth:`with_options` returns a client configured otherwise
     that shares this one's session (``client.retry = ...`` raises rather than doing nothing).
     ``poll`` and ``batch`` are the defaults of :meth:`await_completion`, :meth:`generate`
-    and :meth:`submit_batch`.
+    and :meth:`submit_batch`. Every response body is read under ``max_response_size`` bytes
+    (default ``DEFAULT_MAX_RESPONSE_SIZE``, 64 MiB; None: no cap). A plain-``http`` base URL
+    to a host that is not loopback logs a warning (the API key would travel in clear text);
+    credentials in the base URL never appear in a repr, log line or error.
 
     Example::
 
@@ -98,6 +103,7 @@ class UpscaleClient(AsyncResource):
         session: aiohttp.ClientSession | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         allow_unknown_message_types: bool = False,
+        max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
         if not key or key.isspace():
@@ -109,9 +115,11 @@ class UpscaleClient(AsyncResource):
         if not _HTTP_BASE.match(url):
             source = "base_url" if base_url else ENV_BASE_URL
             raise ConfigurationError(
-                f"{source} must be an http(s) URL such as {DEFAULT_BASE_URL!r}, got {url!r}"
+                f"{source} must be an http(s) URL such as {DEFAULT_BASE_URL!r}, "
+                f"got {redact_url(url)!r}"
             )
         _check_timeout(timeout)
+        check_max_response_size(max_response_size)
         settings = Settings(
             routes=routes or Routes.newest(),
             timeout=timeout,
@@ -119,6 +127,7 @@ class UpscaleClient(AsyncResource):
             poll=poll or PollPolicy(),
             batch=batch or BatchPolicy(),
             allow_unknown_message_types=allow_unknown_message_types,
+            max_response_size=max_response_size,
         )
         transport = Transport(
             base_url=url, api_key=key, session=session, max_connections=max_connections
@@ -144,6 +153,7 @@ class UpscaleClient(AsyncResource):
         poll: PollPolicy | None = None,
         batch: BatchPolicy | None = None,
         allow_unknown_message_types: bool | None = None,
+        max_response_size: int | None = _UNSET,
     ) -> UpscaleClient:
         """A client with some options changed that shares this client's session.
 
@@ -162,6 +172,9 @@ class UpscaleClient(AsyncResource):
         if timeout is not _UNSET:
             _check_timeout(timeout)
             changes["timeout"] = timeout
+        if max_response_size is not _UNSET:
+            check_max_response_size(max_response_size)
+            changes["max_response_size"] = max_response_size
         view = object.__new__(UpscaleClient)
         api = Api(self._api.transport, attrs.evolve(self._api.settings, **changes))
         object.__setattr__(view, "_api", api)
@@ -202,6 +215,11 @@ class UpscaleClient(AsyncResource):
     def allow_unknown_message_types(self) -> bool:
         """Whether message types outside the documented five pass validation."""
         return self._api.settings.allow_unknown_message_types
+
+    @property
+    def max_response_size(self) -> int | None:
+        """Bytes one response body may have (None: no cap); a larger one raises at once."""
+        return self._api.settings.max_response_size
 
     @property
     def closed(self) -> bool:

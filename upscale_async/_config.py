@@ -11,6 +11,7 @@ __all__ = [
     "DEFAULT_RETRY_TIMEOUT",
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_CONCURRENCY",
+    "DEFAULT_MAX_RESPONSE_SIZE",
     "DEFAULT_TIMEOUT",
     "BatchPolicy",
     "PollPolicy",
@@ -32,9 +33,22 @@ DEFAULT_MAX_CONNECTIONS: Final = 100
 DEFAULT_MAX_CONSECUTIVE_FAILURES: Final = 3
 #: Seconds one call may take in all, every retry and wait included (``RetryPolicy.timeout``).
 DEFAULT_RETRY_TIMEOUT: Final = 120.0
+#: Bytes one response body may have (64 MiB; ``UpscaleClient(max_response_size=...)``).
+DEFAULT_MAX_RESPONSE_SIZE: Final = 64 * 1024 * 1024
 
 ENV_API_KEY: Final = "UPSCALE_API_KEY"
 ENV_BASE_URL: Final = "UPSCALE_BASE_URL"
+
+
+def check_max_response_size(value: int | None) -> None:
+    """Raise ValueError unless ``value`` is a whole number of bytes >= 1, or None (no cap)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"max_response_size must be a number of bytes >= 1, or None for no cap, got "
+            f"{value!r} (the default is DEFAULT_MAX_RESPONSE_SIZE, 64 MiB)"
+        )
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -59,6 +73,8 @@ class RetryPolicy:
     The wait before retry ``k`` (1-based) is ``min(wait_max, wait_initial * 2**(k-1))`` plus up
     to ``wait_jitter`` seconds of random jitter; a ``Retry-After`` header replaces it (capped at
     ``retry_after_max``). ``time_scale`` multiplies every wait (use a small value in tests).
+    The wait used for a ``Retry-After`` (capped, then scaled) is what the error's
+    ``retry_after`` holds; the header as the server sent it is ``retry_after_header``.
     ``timeout`` bounds one call as a whole, every attempt and wait included: no retry starts,
     and no attempt runs, past it (None: no overall limit). 401, 402 and 422 are never retried.
     A retried POST is safe: the API deduplicates (D8).

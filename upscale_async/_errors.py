@@ -101,8 +101,10 @@ class APIError(UpscaleError):
 
     Attributes: ``status``, ``message`` (the body's ``error``), ``body`` (parsed JSON, or the
     text when it was not JSON), ``method`` and ``path`` of the request, ``request_id`` when
-    the server sent an ``X-Request-Id`` header, and ``retry_after`` (seconds) when it sent a
-    readable ``Retry-After``.
+    the server sent an ``X-Request-Id`` header. When it sent a readable ``Retry-After``,
+    ``retry_after`` is the wait the SDK used for it (seconds, capped at
+    ``RetryPolicy.retry_after_max``, then multiplied by ``time_scale``) and
+    ``retry_after_header`` the header as the server sent it (seconds or an HTTP date).
     """
 
     def __init__(
@@ -115,9 +117,11 @@ class APIError(UpscaleError):
         path: str = "",
         request_id: str | None = None,
         retry_after: float | None = None,
+        retry_after_header: str | None = None,
     ) -> None:
         self.message = message
         self.retry_after = retry_after
+        self.retry_after_header = retry_after_header
         self.status = status
         self.body = body
         self.method = method
@@ -157,7 +161,10 @@ class UnprocessableEntityError(APIError):
 
 
 class RateLimitError(APIError):
-    """429: too many requests; ``retry_after`` is the server's advice in seconds, if any."""
+    """429: too many requests; ``retry_after`` is the wait used (capped, scaled), if any.
+
+    ``retry_after_header`` keeps the server's ``Retry-After`` exactly as it was sent.
+    """
 
 
 class ServerError(APIError):

@@ -36,7 +36,8 @@ def retry_decision(error: BaseException) -> bool | float:
     """False: raise ``error`` now; True: retry after the backoff; a float: retry after that wait.
 
     Connection errors and timeouts are transient; so are 408, 429 and 5xx. A ``Retry-After``
-    on any of them replaces the backoff (the caller caps it at ``retry_after_max``).
+    on any of them replaces the backoff (:func:`call_with_retries` has already capped it at
+    ``retry_after_max`` and scaled it by ``time_scale`` in ``error.retry_after``).
     """
     if isinstance(error, TransportError):
         return True
@@ -66,14 +67,14 @@ async def call_with_retries(
         try:
             return await send(left)
         except UpscaleError as error:
+            _cap_retry_after(error, policy)
             decision = retry_decision(error)
             if decision is False or attempt >= policy.attempts:
                 raise
             if decision is True:
-                delay = policy.backoff(attempt, rng.random())
+                delay = policy.backoff(attempt, rng.random()) * policy.time_scale
             else:
-                delay = min(float(decision), policy.retry_after_max)
-            delay *= policy.time_scale
+                delay = float(decision)  # already capped and scaled
             if deadline is not None and time.monotonic() + delay >= deadline:
                 logger.warning(
                     "giving up on %s %s after %d attempts: the retry deadline of %g s would "
@@ -96,6 +97,15 @@ async def call_with_retries(
             )
             attempt += 1
             await anyio.sleep(delay)
+
+
+def _cap_retry_after(error: UpscaleError, policy: RetryPolicy) -> None:
+    """Make ``error.retry_after`` the wait actually used: capped, then scaled (once per error).
+
+    The server's own value stays readable in ``error.retry_after_header``.
+    """
+    if isinstance(error, APIError) and error.retry_after is not None:
+        error.retry_after = min(error.retry_after, policy.retry_after_max) * policy.time_scale
 
 
 def deadline_error(method: str, path: str, seconds: float) -> RequestTimeoutError:

@@ -3,13 +3,18 @@
 :meth:`Transport.send` sends one request once and turns every failure into the SDK's typed
 errors (the status-to-error map lives here); retrying is ``_retry``'s job.
 Cancellation is never swallowed. The API key is sent in the ``Api-Key`` header and appears
-nowhere else (not in logs, reprs or exception text). Several clients made by
+nowhere else (not in logs, reprs or exception text); neither do credentials written in the base
+URL (``https://user:pass@host``: :func:`redact_url`). A plain-``http`` base URL to a host that is
+not loopback logs one warning when the transport is made. Every body is read under a size cap
+(``max_size``), in pieces, and never buffered past it. Several clients made by
 ``UpscaleClient.with_options`` share one transport, and so one session.
 """
 
 from __future__ import annotations
 
 import email.utils
+import ipaddress
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any, Final
@@ -19,7 +24,7 @@ import attrs
 import orjson
 from yarl import URL
 
-from ._config import DEFAULT_MAX_CONNECTIONS
+from ._config import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RESPONSE_SIZE
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -46,6 +51,49 @@ _STATUS_ERRORS: Final[dict[int, type[APIError]]] = {
     429: RateLimitError,
 }
 _USER_AGENT: Final = f"upscale-async/{__version__} aiohttp/{aiohttp.__version__}"
+_LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+logger: Final = logging.getLogger("upscale_async")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` credentials replaced by ``***@`` (for display)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    _, at, host = authority.rpartition("@")
+    if not at:
+        return url
+    return f"{scheme}://***@{host}{slash}{tail}"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ``::1`` (traffic that never leaves the machine)."""
+    if not host:
+        return False
+    name = host.strip("[]").rstrip(".").lower()
+    if name in _LOOPBACK_NAMES or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_cleartext(base_url: str) -> None:
+    """Log one warning when ``base_url`` is plain ``http`` to a host that is not loopback."""
+    try:
+        url = URL(base_url)
+    except ValueError:
+        return
+    if url.scheme.lower() == "http" and not is_loopback_host(url.host):
+        logger.warning(
+            "base_url %s uses plain http to %s, which is not loopback: the API key would "
+            "travel in clear text; use an https:// base URL",
+            redact_url(base_url),
+            url.host,
+        )
 
 
 @attrs.frozen
@@ -93,6 +141,10 @@ class Transport:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self._base = base_url.rstrip("/")
+        self._shown = redact_url(self._base)
+        parsed = URL(self._base)
+        # The password, as written and decoded, is scrubbed from every message we build.
+        self._secrets = tuple({p for p in (parsed.raw_password, parsed.password) if p})
         self._urls: dict[str, URL] = {}
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
         self._session = session
@@ -103,14 +155,21 @@ class Transport:
         if session is None or "User-Agent" not in session.headers:
             self._get_headers["User-Agent"] = _USER_AGENT
         self._body_headers = {**self._get_headers, "Content-Type": "application/json"}
+        warn_if_cleartext(self._base)
 
     def __repr__(self) -> str:
-        return f"<Transport base_url={self._base!r}>"
+        return f"<Transport base_url={self._shown!r}>"
 
     @property
     def base_url(self) -> str:
-        """The base URL every path is joined to (no trailing slash)."""
-        return self._base
+        """The base URL every path is joined to (no trailing slash; credentials as ``***``)."""
+        return self._shown
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without the base URL's credentials (for exception messages)."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     @property
     def closed(self) -> bool:
@@ -150,8 +209,13 @@ class Transport:
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
         timeout: float | None,
+        max_size: int | None = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> Response:
-        """Send one request once; a 2xx :class:`Response`, else the typed error (never retries)."""
+        """Send one request once; a 2xx :class:`Response`, else the typed error (never retries).
+
+        The body is read under ``max_size`` bytes (None: no cap); past it the connection is
+        closed and :class:`ResponseValidationError` says the size seen and the cap.
+        """
         session = self._get_session()
         headers = self._get_headers if body is None else self._body_headers
         try:
@@ -164,20 +228,24 @@ class Transport:
                 timeout=self._timeouts.get(timeout) or self._timeout(timeout),
                 allow_redirects=False,
             ) as resp:
-                raw = await resp.read()
                 status = resp.status
                 resp_headers = resp.headers
+                raw = await _read_capped(resp, max_size, method, path)
         except TimeoutError as exc:
             raise RequestTimeoutError(
                 f"no answer within {timeout} s", method=method, path=path
             ) from exc
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise TransportError(
-                f"connection failed: {type(exc).__name__}: {exc}", method=method, path=path
+                self._scrub(f"connection failed: {type(exc).__name__}: {exc}"),
+                method=method,
+                path=path,
             ) from exc
         except aiohttp.ClientError as exc:
             raise TransportError(
-                f"request failed: {type(exc).__name__}: {exc}", method=method, path=path
+                self._scrub(f"request failed: {type(exc).__name__}: {exc}"),
+                method=method,
+                path=path,
             ) from exc
         if 200 <= status < 300:
             return Response(status, self._decode(raw, status, method, path), resp_headers)
@@ -218,9 +286,43 @@ class Transport:
             "path": path,
             "request_id": headers.get("X-Request-Id"),
             "retry_after": parse_retry_after(headers.get("Retry-After")),
+            "retry_after_header": headers.get("Retry-After"),
         }
         if status == 422:
             return UnprocessableEntityError(message, messages=split_messages(message), **kwargs)
         if status >= 500:
             return ServerError(message, **kwargs)
         return _STATUS_ERRORS.get(status, APIError)(message, **kwargs)
+
+
+async def _read_capped(
+    resp: aiohttp.ClientResponse, max_size: int | None, method: str, path: str
+) -> bytes:
+    """The body, read in pieces; ResponseValidationError as soon as it passes ``max_size``.
+
+    A ``Content-Length`` over the cap fails before anything is read; otherwise the decoded bytes
+    are counted as they come (a compressed body is capped after decompression).
+    """
+    if max_size is None:
+        return await resp.read()
+    declared = resp.content_length
+    if declared is not None and declared > max_size:
+        resp.close()
+        raise _too_large(f"{declared} bytes (its Content-Length)", max_size, method, path)
+    pieces: list[bytes] = []
+    size = 0
+    while piece := await resp.content.readany():
+        size += len(piece)
+        if size > max_size:
+            resp.close()  # stop reading: the rest is never downloaded or buffered
+            raise _too_large(f"at least {size} bytes", max_size, method, path)
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
+def _too_large(seen: str, max_size: int, method: str, path: str) -> ResponseValidationError:
+    return ResponseValidationError(
+        f"{method} {path} answered a body of {seen}, over the cap of {max_size} bytes "
+        f"(max_response_size); raise it with UpscaleClient(max_response_size=...) or "
+        f"client.with_options(max_response_size=...), or None for no cap"
+    )

@@ -70,6 +70,24 @@ def _bad(path: str, expected: str, value: Any) -> ResponseValidationError:
     )
 
 
+def _member(body: dict[str, Any], key: str, path: str, expected: str, kind: type) -> Any:
+    """``body[key]``, which must be present and a ``kind``; else the error naming ``path``."""
+    if key not in body:
+        raise _missing(path, expected)
+    value = body[key]
+    if not isinstance(value, kind):
+        raise _bad(path, expected, value)
+    return value
+
+
+def _missing(path: str, expected: str) -> ResponseValidationError:
+    return ResponseValidationError(
+        f"unexpected response from the Upscale API: {path} is missing (expected {expected}); "
+        "the server does not answer as the API contract says: check that base_url points at "
+        "the Upscale API and that routes= matches its version"
+    )
+
+
 def _object(value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _bad(path, "a JSON object", value)
@@ -200,15 +218,20 @@ def _echoed_sequence(value: Any) -> tuple[SequenceStep | str, ...]:
 def structure_retrieved(
     data: Any, http_status: int = 200, *, secure_request_id: str | None = None
 ) -> RetrievedMessages:
-    """Read a retrieve_messages body (200 complete or 202 partial) as RetrievedMessages."""
+    """Read a retrieve_messages body (200 complete or 202 partial) as RetrievedMessages.
+
+    ``metadata``, ``campaign`` and ``campaign.leads_data`` are required (without them the
+    answer says nothing of completion or of the leads): a body lacking one raises
+    ResponseValidationError naming it, never a result that looks complete. ``account`` may be
+    absent.
+    """
     body = _object(data, "the body")
-    metadata = _metadata(body.get("metadata", {}), secure_request_id)
-    account = body.get("account") or {}
-    _object(account, "account")
-    campaign = _object(body.get("campaign") or {}, "campaign")
-    leads_data = campaign.get("leads_data") or []
-    if not isinstance(leads_data, list):
-        raise _bad("campaign.leads_data", "an array", leads_data)
+    meta = _member(body, "metadata", "metadata", "a JSON object", dict)
+    metadata = _metadata(meta, secure_request_id)
+    account = body.get("account")
+    account = {} if account is None else _object(account, "account")
+    campaign = _member(body, "campaign", "campaign", "a JSON object", dict)
+    leads_data = _member(campaign, "leads_data", "campaign.leads_data", "an array", list)
     leads = _lead_results(leads_data)
     campaign_id = _opt_str(
         campaign.get("automation_tool_campaign_id"), "campaign.automation_tool_campaign_id"

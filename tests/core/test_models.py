@@ -249,7 +249,8 @@ def test_reading_is_lenient() -> None:
 def test_is_complete_follows_d4(status: int, meta: dict[str, object], complete: bool) -> None:
     """Completion: generation_status, then 202, then the counts fallback (D4)."""
     meta = {"request_message_generation_api_request_secure_request_id": "x", **meta}
-    assert structure_retrieved({"metadata": meta}, status).is_complete is complete
+    body = {"metadata": meta, "campaign": {"leads_data": []}}
+    assert structure_retrieved(body, status).is_complete is complete
 
 
 @pytest.mark.parametrize(
