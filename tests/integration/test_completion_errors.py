@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from collections import Counter
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 
@@ -14,9 +15,11 @@ from upscale_async import (
     CompletionTimeoutError,
     LeadOutcome,
     NotFoundError,
+    Outcomes,
     PollPolicy,
     UpscaleClient,
     UpscaleError,
+    ValidationError,
 )
 from upscale_async.emulator import Emulator, Fault
 
@@ -97,3 +100,18 @@ def test_completion_error_pickles_with_its_errors() -> None:
     assert again.pending == ["y"]
     assert isinstance(again.errors["x"], NotFoundError)
     assert str(again.errors["x"]) == str(cause)
+
+
+async def test_generate_raises_a_bad_campaign_as_itself() -> None:
+    """A campaign that fails validation in generate raises ValidationError, not a group."""
+    bad = {**campaign().to_wire(), "tone_preference": "shouting"}
+    async with Emulator(webhook_secret=None) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
+            with pytest.raises(ValidationError, match="tone_preference"):
+                await drain(client.generate(bad, leads(2), poll=FAST_POLL, timeout=10))
+
+
+async def drain(generate: AbstractAsyncContextManager[Outcomes]) -> list[LeadOutcome]:
+    """Every outcome of a generate() block."""
+    async with generate as stream:
+        return [outcome async for outcome in stream]
