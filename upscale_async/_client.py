@@ -376,6 +376,12 @@ class UpscaleClient(AsyncResource):
         one retrieve_messages call. After ``timeout`` seconds (one deadline for all ids)
         :class:`CompletionTimeoutError` carries the pending ids and the last progress seen.
         Cancellation leaves no waiter, task or open response behind.
+
+        When one id's wait fails (a 404 for an unknown id, a body that does not fit), the
+        other ids wait on, then :class:`CompletionError` is raised with ``.completed`` (the
+        results retrieved, in the order given), ``.errors`` (id -> exception) and ``.pending``;
+        a 401 stops every other wait at once (their ids are ``pending``). Never a bare
+        exception group.
         """
         return await await_completion(
             self._api, ids, hub=hub, poll=poll or self.poll, timeout=timeout
@@ -398,7 +404,9 @@ class UpscaleClient(AsyncResource):
         outcome in outcomes: ...``. Submitting and waiting overlap: a request is awaited as
         soon as it is accepted, so the first results come out before the last chunk is sent.
         Every lead comes out exactly once (generated, failed, rejected, not_submitted,
-        submit_failed or timed_out). Leaving the block early stops all work and leaves
+        submit_failed or timed_out); the leads of a request whose wait failed (a 404, a 401
+        during the wait) come out as ``failed`` with the exception in ``error``, and the other
+        requests go on. Leaving the block early stops all work and leaves
         nothing running; an exception raised in your loop comes out unchanged. When the
         batch stopped early (see :meth:`submit_batch`), its :class:`BatchInterruptedError`
         is raised at the end of the block, after every lead has come out.
