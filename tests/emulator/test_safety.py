@@ -247,6 +247,19 @@ async def test_chunked_body_over_the_cap_is_413(method: str, path: str) -> None:
     assert "at most 1000 bytes" in answer["error"]
 
 
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [pytest.param(1_000, 400, id="at-the-cap-is-read"), pytest.param(1_001, 413, id="one-over")],
+)
+async def test_cap_boundary_is_exact(size: int, expected: int) -> None:
+    """A chunked body of exactly max_body_size bytes is read (then 400: not JSON); one more is 413."""
+    async with Emulator(**LIMITS) as emu:
+        head = request_head("POST", GENERATE, emu, "Transfer-Encoding: chunked")
+        body = b"%x\r\n%s\r\n0\r\n\r\n" % (size, b"x" * size)
+        status, _, _ = await exchange(emu, head, body)
+    assert status == expected
+
+
 async def test_body_shorter_than_declared_times_out_with_408() -> None:
     """A body that stops short of its Content-Length is answered 408 after body_timeout."""
     async with Emulator(**LIMITS) as emu:
