@@ -16,7 +16,8 @@
 - :class:`CompletionHub` keeps early events, drops duplicate deliveries and resolves waiters;
   where it keeps them is a :class:`CompletionBackend` (:class:`MemoryBackend` by default; a
   shared store lets several hubs, one per replica, wake each other's waiters).
-- :func:`webhook_handler` (aiohttp.web) and :class:`WebhookReceiver` (a small server).
+- :func:`webhook_handler` (aiohttp.web) and :class:`WebhookReceiver` (a small server, bounded
+  under abuse by :class:`ReceiverLimits`).
 
 A webhook is only a hint: completion is always confirmed with ``retrieve_messages``.
 asyncio only, like aiohttp.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from .._errors import WebhookPayloadError, WebhookVerificationError
 from .._models import CompletionEvent
+from ._guard import ReceiverLimits
 from ._hub import (
     DEFAULT_EVENT_TTL,
     DEFAULT_MAX_EVENT_BYTES,
@@ -68,6 +70,7 @@ __all__ = [
     "HubLink",
     "HubStats",
     "MemoryBackend",
+    "ReceiverLimits",
     "StandardWebhooksVerifier",
     "UnverifiedWebhooks",
     "WebhookHandler",
@@ -85,6 +88,7 @@ for _name in __all__:
     # shared models and errors keep their upscale_async.X.
     if getattr(_obj, "__module__", "").startswith(
         (
+            "upscale_async.webhooks._guard",
             "upscale_async.webhooks._hub",
             "upscale_async.webhooks._receiver",
             "upscale_async.webhooks._verifiers",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 
@@ -17,12 +18,14 @@ from aiohttp import web
 from .._errors import WebhookPayloadError, WebhookVerificationError
 from .._models import CompletionEvent
 from .._wire import structure_event
+from ._guard import FloodLog, Gate, Guard, ReceiverLimits, track_requests
 from ._hub import CompletionHub
 from ._verifiers import WebhookVerifier
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_WEBHOOK_PATH",
+    "ReceiverLimits",
     "WebhookHandler",
     "WebhookReceiver",
     "parse_webhook",
@@ -37,6 +40,31 @@ DEFAULT_WEBHOOK_PATH = "/upscale/webhook"
 """The route a :class:`WebhookReceiver` serves unless given another ``path``."""
 _READ_TIMEOUT = 10.0  # Upscale gives up on an attempt after 10 s (D10)
 _SHUTDOWN_TIMEOUT = 2.0  # handlers answer in milliseconds; do not wait aiohttp's default 60 s
+_MAX_LINE = 8190  # aiohttp's default cap on the request line and on each header
+_BACKLOG = 128  # aiohttp's TCPSite default
+# Descriptors left for a burst of accepts (up to the backlog before the guard sees them),
+# the listener, the loop, logs, the hub's store...
+_FD_HEADROOM = 256
+
+
+def _connection_bound(requested: int) -> int:
+    """``requested``, lowered (with a warning) to leave descriptors under the process's limit."""
+    if sys.platform == "win32":
+        return requested
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or requested <= soft - _FD_HEADROOM:
+        return requested
+    bound = max(1, soft - _FD_HEADROOM)
+    logger.warning(
+        "max_connections=%d lowered to %d: the open-file limit is %d (raise it with "
+        "'ulimit -n' to allow more connections)",
+        requested,
+        bound,
+        soft,
+    )
+    return bound
 
 
 def parse_webhook(
@@ -141,6 +169,8 @@ def webhook_handler(
     signature, 400 for a body that is not a JSON completion event, 413 for a body over
     ``max_body_size`` (Content-Length is checked before reading, and the read is capped). The
     Content-Type is not checked: the signature covers the raw body, which must be JSON.
+    Its log lines (one per rejected webhook) are rate-limited: at most 10 a second, then a
+    count of those suppressed.
 
     Example::
 
@@ -149,7 +179,14 @@ def webhook_handler(
     _check_verifier(verifier)
     if max_body_size < 1:
         raise ValueError(f"max_body_size must be >= 1, not {max_body_size!r}")
-    limit = max_body_size
+    defaults = ReceiverLimits()
+    log = FloodLog(logger, defaults.max_log_lines, defaults.log_period)
+    return _make_handler(hub, verifier, max_body_size, log)
+
+
+def _make_handler(
+    hub: CompletionHub, verifier: WebhookVerifier, limit: int, log: FloodLog
+) -> WebhookHandler:
     too_large = f"webhook body is larger than the limit of {limit} bytes"
 
     async def handle_upscale_webhook(request: web.Request) -> web.Response:
@@ -169,10 +206,10 @@ def webhook_handler(
         try:
             event = parse_webhook(body, request.headers, verifier, max_body_size=limit)
         except WebhookVerificationError as exc:
-            logger.info("webhook from %s rejected (401): %s", request.remote, exc)
+            log.info("webhook from %s rejected (401): %s", request.remote, exc)
             return _error(401, str(exc))
         except WebhookPayloadError as exc:
-            logger.info("webhook from %s rejected (400): %s", request.remote, exc)
+            log.info("webhook from %s rejected (400): %s", request.remote, exc)
             return _error(400, str(exc))
         new = await hub.deliver(event)
         return web.Response(body=_OK if new else _DUPLICATE, content_type="application/json")
@@ -186,6 +223,13 @@ class WebhookReceiver:
     ``verifier`` is required (D9); to accept unsigned webhooks, say so with
     ``verifier=UnverifiedWebhooks()``. ``port=0`` picks a free port; ``.port`` and ``.url``
     give the real one once started.
+
+    Under abuse (``limits``, a :class:`ReceiverLimits`): a connection that has not sent a
+    complete request head within 10 s, or sends a head over 16 KiB, is closed; an idle
+    keep-alive connection is closed after 60 s; at most 1,024 connections are open at once
+    (one more is closed as soon as it is accepted, so file descriptors remain); a body is
+    read within 10 s and up to ``max_body_size``; and the receiver's log lines are limited
+    to 10 a second, then one line counting those suppressed.
 
     Example::
 
@@ -206,16 +250,24 @@ class WebhookReceiver:
         port: int = 0,
         path: str = DEFAULT_WEBHOOK_PATH,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        limits: ReceiverLimits = ReceiverLimits(),
     ) -> None:
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/', not {path!r}")
+        if not isinstance(limits, ReceiverLimits):
+            raise TypeError(f"limits must be a ReceiverLimits, not {type(limits).__name__}")
+        webhook_handler(hub, verifier, max_body_size=max_body_size)  # checks the arguments
         self.hub = hub
         self.host = host
         self.path = path
         self._requested_port = port
         self.max_body_size = max_body_size
-        self._handler = webhook_handler(hub, verifier, max_body_size=max_body_size)
+        self.limits = limits
+        self._log = FloodLog(logger, limits.max_log_lines, limits.log_period)
+        self._handler = _make_handler(hub, verifier, max_body_size, self._log)
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self._gate: Gate | None = None
         self._port: int | None = None
 
     def __repr__(self) -> str:
@@ -230,6 +282,16 @@ class WebhookReceiver:
         return self._port
 
     @property
+    def open_connections(self) -> int:
+        """Connections open now (0 when not started)."""
+        return 0 if self._gate is None else len(self._gate.guards)
+
+    @property
+    def refused_connections(self) -> int:
+        """Connections closed on arrival since the start, because ``max_connections`` were open."""
+        return 0 if self._gate is None else self._gate.refused
+
+    @property
     def url(self) -> str:
         """The full URL of the webhook route, with the real port."""
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -239,27 +301,50 @@ class WebhookReceiver:
         """Start serving (``async with`` calls this)."""
         if self._runner is not None:
             raise RuntimeError("WebhookReceiver is already started")
-        app = web.Application(client_max_size=self.max_body_size + 1)
+        limits = self.limits
+        app = web.Application(client_max_size=self.max_body_size + 1, middlewares=[track_requests])
         app.router.add_post(self.path, self._handler)
+        line = min(_MAX_LINE, limits.max_header_size)
         runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=_SHUTDOWN_TIMEOUT,
+            keepalive_timeout=limits.keepalive_timeout,
+            max_line_size=line,
+            max_field_size=line,
+            logger=self._log,  # aiohttp's "Error handling request" lines, rate-limited too
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.host, self._requested_port)
-            await site.start()
-            self._port = int(runner.addresses[0][1])
+            factory = runner.server
+            assert factory is not None
+            gate = Gate(factory, limits, self._log, _connection_bound(limits.max_connections))
+            loop = asyncio.get_running_loop()
+            # Our own listener rather than a TCPSite: each connection goes through a Guard.
+            server = await loop.create_server(
+                lambda: Guard(gate), self.host, self._requested_port, backlog=_BACKLOG
+            )
+            self._port = int(server.sockets[0].getsockname()[1])
         except BaseException:
             await runner.cleanup()
             raise
-        self._runner = runner
+        self._runner, self._server, self._gate = runner, server, gate
 
     async def aclose(self) -> None:
         """Stop serving and close every connection (idempotent)."""
         runner, self._runner = self._runner, None
+        server, self._server = self._server, None
+        gate = self._gate
         self._port = None
+        if server is not None:
+            server.close()  # stop accepting
         if runner is not None:
-            await runner.cleanup()
+            await runner.cleanup()  # lets requests in flight finish, then closes
+        if gate is not None:
+            gate.abort_all()  # connections refused or still in their head
+            await asyncio.sleep(0)  # their connection_lost runs; their sockets close
+        self._log.flush()
 
     async def __aenter__(self) -> WebhookReceiver:
         await self.start()
