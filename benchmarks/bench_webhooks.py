@@ -1,6 +1,7 @@
 """Benchmark the webhook side: CompletionHub waiters and WebhookReceiver throughput.
 
     python benchmarks/bench_webhooks.py [--quick] [--json out.json]
+    python benchmarks/bench_webhooks.py --abuse [--quick] [--json out.json]
 
 Measures, as medians of several runs:
 
@@ -13,6 +14,13 @@ Measures, as medians of several runs:
   process and event loop (the client's own cost included) and in a separate process (as
   Upscale's sender would be: the receiver's own capacity).
 
+``--abuse`` (run alone; ``run_abuse(quick)``) measures the receiver under attack: a separate
+process opens idle sockets (connected, silent) and slow ones (an unfinished request head of
+about 12 KB), holds them, and meanwhile posts valid signed webhooks for a few seconds over 4
+keep-alive connections. Reported: valid webhooks per second and their statuses, the
+connections the receiver holds, and the receiver process's RSS before, at its peak, and after
+the sockets are gone. Loopback only; every phase is bounded in count and in time.
+
 ``run(quick)`` returns the figures as a dict, for a suite runner.
 """
 
@@ -20,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
+import resource
 import statistics
 import sys
 import time
@@ -38,6 +48,15 @@ import orjson
 from upscale_async import CompletionEvent
 from upscale_async._spec.signing import decode_secret, standard_headers
 from upscale_async.webhooks import CompletionHub, StandardWebhooksVerifier, WebhookReceiver
+
+# (idle sockets, slow sockets) held while valid webhooks are posted
+ABUSE_CASES = ((0, 0), (500, 500), (0, 1_000), (2_000, 0))
+ABUSE_SECONDS = 4.0  # posting time per case, well inside the receiver's 10 s head deadline
+SLOW_HEAD = (
+    b"POST /upscale/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    + b"".join(b"X-Pad-%d: %s\r\n" % (i, b"a" * 3000) for i in range(4))
+    + b"X-Unfinished: aaaa"
+)  # about 12 KB of head, never finished: under the 16 KiB cap, so it is held to the deadline
 
 SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm"
 TARGET_RESOLVE_S = 0.1
@@ -286,6 +305,168 @@ def _table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _raise_nofile(wanted: int) -> None:
+    """Raise this process's soft open-file limit towards ``wanted``, within the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def _rss_mb() -> float:
+    """This process's resident set size now, in MB (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _post_for(url: str, seconds: float, concurrency: int) -> tuple[float, dict[int, int]]:
+    """Post distinct signed webhooks for ``seconds`` (at most 60,000); (elapsed, statuses)."""
+    requests = iter(_signed_requests(60_000, f"ab{time.monotonic_ns()}"))
+    statuses: dict[int, int] = {}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        t0 = time.perf_counter()
+        deadline = t0 + seconds
+
+        async def worker() -> None:
+            for body, headers in requests:
+                if time.perf_counter() >= deadline:
+                    return
+                try:
+                    async with session.post(url, data=body, headers=headers) as response:
+                        await response.read()
+                        code = response.status
+                except (aiohttp.ClientError, TimeoutError):
+                    code = 0  # refused, reset or timed out
+                statuses[code] = statuses.get(code, 0) + 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - t0, statuses
+
+
+async def _attack(url: str, idle: int, slow: int, seconds: float) -> dict[str, Any]:
+    """The attacker and sender: hold idle and slow sockets while posting valid webhooks."""
+    host, port = url.split("//")[1].split("/")[0].rsplit(":", 1)
+    writers: list[asyncio.StreamWriter] = []
+    readers: list[asyncio.StreamReader] = []
+    try:
+        for i in range(idle + slow):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            if i >= idle:
+                writer.write(SLOW_HEAD)
+            readers.append(reader)
+            writers.append(writer)
+        await asyncio.sleep(0.5)
+        held_before = sum(not r.at_eof() for r in readers)
+        elapsed, statuses = await _post_for(url, seconds, 4)
+        held_after = sum(not r.at_eof() for r in readers)
+    finally:
+        for writer in writers:
+            writer.close()
+        for writer in writers:
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+    return {
+        "elapsed": elapsed,
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "held_before": held_before,
+        "held_after": held_after,
+    }
+
+
+async def _abuse_round(idle: int, slow: int, seconds: float) -> dict[str, Any]:
+    """One case: a receiver here, the attacker and the sender in another process."""
+    gc.collect()
+    async with WebhookReceiver(CompletionHub(), verifier=StandardWebhooksVerifier(SECRET)) as rx:
+        rss_before = _rss_mb()
+        peak = {"rss": rss_before, "open": 0.0}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--attacker",
+            rx.url,
+            str(idle),
+            str(slow),
+            str(seconds),
+            stdout=asyncio.subprocess.PIPE,
+        )
+
+        async def sample() -> None:
+            while True:
+                peak["rss"] = max(peak["rss"], _rss_mb())
+                peak["open"] = max(peak["open"], float(rx.open_connections))
+                await asyncio.sleep(0.1)
+
+        sampler = asyncio.create_task(sample())
+        try:
+            async with asyncio.timeout(seconds + 60):
+                out, _ = await proc.communicate()
+        finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+        await asyncio.sleep(1.0)  # the receiver sees every close
+        gc.collect()
+        report = orjson.loads(out)
+        ok = report["statuses"].get("200", 0)
+        return {
+            "idle": idle,
+            "slow": slow,
+            "ok_per_s": ok / report["elapsed"],
+            "statuses": report["statuses"],
+            "held": report["held_before"],
+            "held_after": report["held_after"],
+            "peak_open": peak["open"],
+            "evicted": rx._gate.evicted if rx._gate else 0,
+            "rss_before_mb": rss_before,
+            "rss_peak_mb": peak["rss"],
+            "rss_after_mb": _rss_mb(),
+            "open_after": rx.open_connections,
+        }
+
+
+def run_abuse(quick: bool = False) -> dict[str, Any]:
+    """Run the abuse measurement and return its figures (see the module docstring)."""
+    _raise_nofile(8192)
+    seconds = 2.0 if quick else ABUSE_SECONDS
+    cases = ABUSE_CASES[:2] if quick else ABUSE_CASES
+    rows = [asyncio.run(_abuse_round(idle, slow, seconds)) for idle, slow in cases]
+    return {"quick": quick, "seconds": seconds, "cases": rows}
+
+
+def _abuse_table(results: dict[str, Any]) -> str:
+    lines = [
+        f"WebhookReceiver under abuse: valid signed webhooks over 4 connections for "
+        f"{results['seconds']:g} s while a separate process holds idle/slow sockets",
+        f"{'idle':>5} {'slow':>5} {'held':>5} {'peak open':>9} {'closed':>6} {'valid/s':>8} "
+        f"{'statuses':<22} {'RSS before':>10} {'peak':>7} {'after':>7} {'open after':>10}",
+    ]
+    for row in results["cases"]:
+        statuses = ",".join(f"{k}:{v}" for k, v in sorted(row["statuses"].items()))
+        lines.append(
+            f"{row['idle']:>5} {row['slow']:>5} {row['held']:>5} {row['peak_open']:>9.0f} "
+            f"{row['evicted']:>6} {row['ok_per_s']:>8.0f} {statuses:<22} "
+            f"{row['rss_before_mb']:>8.1f}MB {row['rss_peak_mb']:>5.1f}MB "
+            f"{row['rss_after_mb']:>5.1f}MB {row['open_after']:>10}"
+        )
+    lines.append(
+        "(held: attacker sockets still open when posting began; closed: connections the "
+        "receiver closed to make room at max_connections; RSS of the receiver's process)"
+    )
+    return "\n".join(lines)
+
+
+def _attacker_main(url: str, idle: str, slow: str, seconds: str) -> int:
+    """The attacker subprocess: print the _attack report as JSON."""
+    _raise_nofile(8192)
+    report = asyncio.run(_attack(url, int(idle), int(slow), float(seconds)))
+    sys.stdout.buffer.write(orjson.dumps(report))
+    return 0
+
+
 def _client_main(url: str, n: str, concurrency: str) -> int:
     """The sender subprocess: post, then print {"elapsed", "ok"} as JSON."""
     elapsed, statuses = asyncio.run(_post_all(url, int(n), int(concurrency)))
@@ -297,12 +478,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--client"]:
         return _client_main(*argv[1:4])
+    if argv[:1] == ["--attacker"]:
+        return _attacker_main(*argv[1:5])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs, 10k waiters only")
+    parser.add_argument("--abuse", action="store_true", help="only the receiver under abuse")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
-    results = run(args.quick)
-    print(_table(results))
+    if args.abuse:
+        results = run_abuse(args.quick)
+        print(_abuse_table(results))
+    else:
+        results = run(args.quick)
+        print(_table(results))
     if args.json:
         args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     return 0

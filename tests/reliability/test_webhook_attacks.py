@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import random
 import time
 import tracemalloc
@@ -11,7 +13,12 @@ import aiohttp
 import anyio
 import orjson
 
-from upscale_async.webhooks import CompletionHub, StandardWebhooksVerifier, WebhookReceiver
+from upscale_async.webhooks import (
+    CompletionHub,
+    HmacSignatureVerifier,
+    StandardWebhooksVerifier,
+    WebhookReceiver,
+)
 
 from ..webhooks.webhook_support import OTHER_SECRET, SECRET, event_body, sign
 
@@ -101,3 +108,47 @@ async def test_attacks_resolve_nothing_and_valid_webhooks_keep_flowing() -> None
 
 def orjson_event(request_id: str) -> bytes:
     return orjson.dumps(event_body(request_id))
+
+
+async def test_replay_under_a_non_utf8_webhook_id_is_refused() -> None:
+    """A captured delivery re-sent under an id with undecodable bytes gets 401, not 200."""
+    hub = CompletionHub()
+    async with WebhookReceiver(hub, verifier=StandardWebhooksVerifier(SECRET)) as receiver:
+        # The signature covers "msg_?", which "msg_\xff" became under replacement decoding.
+        body, headers = sign(event_body("req-mangled"), msg_id="msg_?")
+        head = b"".join(
+            b"%s: %s\r\n" % (k.encode(), b"msg_\xff" if k == "webhook-id" else v.encode())
+            for k, v in headers.items()
+        )
+        reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
+        try:
+            writer.write(
+                b"POST /upscale/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Length: %d\r\n%s\r\n%s" % (len(body), head, body)
+            )
+            async with asyncio.timeout(10):
+                status_line = await reader.readline()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    assert status_line.split()[1] == b"401"
+    assert (await hub.stats()).stored_events == 0
+
+
+async def test_hmac_body_replayed_under_fresh_ids_is_a_duplicate() -> None:
+    """A captured plain-HMAC delivery replayed with new webhook-id headers is a duplicate."""
+    hub = CompletionHub()
+    verifier = HmacSignatureVerifier(b"k3y")
+    body = orjson.dumps(event_body("req-hmac"))
+    signature = hmac.new(b"k3y", body, hashlib.sha256).hexdigest()
+    async with (
+        WebhookReceiver(hub, verifier=verifier) as receiver,
+        aiohttp.ClientSession() as session,
+    ):
+        answers = []
+        for k in range(5):
+            headers = {"X-Upscale-Signature": signature, "webhook-id": f"msg_fresh_{k}"}
+            async with session.post(receiver.url, data=body, headers=headers) as response:
+                answers.append((response.status, orjson.loads(await response.read())))
+    assert answers[0] == (200, {"ok": True})
+    assert answers[1:] == [(200, {"ok": True, "duplicate": True})] * 4
