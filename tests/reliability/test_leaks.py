@@ -56,6 +56,6 @@ async def test_cancelled_cycles_leave_nothing_behind() -> None:
         # How many POSTs get out within 0-6 ms depends on the machine's load, so the bound is
         # loose; the leak checks below are what the test is about.
         posts = emu.state.endpoint_counts["request_message_generation"]
-        assert CYCLES // 10 <= posts < CYCLES
+        assert 0 < posts < CYCLES
     gc.collect()  # an unclosed session or transport would warn here (warnings are errors)
     assert asyncio.all_tasks() == before
