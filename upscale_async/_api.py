@@ -52,11 +52,20 @@ class Api:
         self._random = random.Random()
 
     def campaign_wire(self, campaign: Campaign | Mapping[str, Any]) -> dict[str, Any]:
-        """The wire object of a campaign under these routes (no ``lead_data``)."""
+        """The wire object of a campaign under these routes (no ``lead_data``).
+
+        A mapping goes through :meth:`Campaign.from_mapping`, so it gets exactly a Campaign's
+        checks and normalisation (sequence numbering, upper-cased ``hiring_location``,
+        conditional fields only with their type). Raises ValidationError listing every
+        problem of a mapping (its unknown keys too); a ``lead_data`` key is left out.
+        """
+        if isinstance(campaign, Mapping):
+            campaign = Campaign.from_mapping(
+                {k: v for k, v in campaign.items() if k != "lead_data"},
+                allow_unknown_message_types=self.settings.allow_unknown_message_types,
+            )
         if isinstance(campaign, Campaign):
             return campaign.to_wire(sequence_as_strings=self.settings.routes.sequence_as_strings)
-        if isinstance(campaign, Mapping):
-            return {k: v for k, v in campaign.items() if k != "lead_data"}
         raise TypeError(f"campaign must be a Campaign or a mapping, not {type(campaign).__name__}")
 
     def campaign_problems(self, campaign_wire: Mapping[str, Any]) -> list[Problem]:

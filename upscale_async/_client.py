@@ -252,9 +252,13 @@ class UpscaleClient(AsyncResource):
         UnprocessableEntityError (422), ServerError / TransportError after retries.
         """
         api = self._api
-        campaign_wire = api.campaign_wire(campaign)
+        try:
+            campaign_wire = api.campaign_wire(campaign)
+        except ValidationError as exc:  # a mapping's problems: reported with the leads'
+            campaign_wire, problems = {}, list(exc.errors)
+        else:
+            problems = api.campaign_problems(campaign_wire)
         leads_wire = [lead_wire(lead) for lead in leads]
-        problems = api.campaign_problems(campaign_wire)
         problems.extend(check_leads(leads_wire))
         if problems:
             raise ValidationError(problems)

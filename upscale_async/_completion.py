@@ -28,7 +28,14 @@ from ._errors import (
     ServerError,
     TransportError,
 )
-from ._models import Campaign, CompletionEvent, LeadMessages, RetrievedMessages, lead_id
+from ._models import (
+    Campaign,
+    CompletionEvent,
+    LeadMessages,
+    RetrievedMessages,
+    lead_id,
+    message_field,
+)
 from ._results import (
     AcceptedRequest,
     BatchInterruptedError,
@@ -260,7 +267,8 @@ def _outcomes_for(
                 )
             )
             continue
-        messages = {t: lead.message(t) for t in types}
+        # Not lead.message(t): a new type (allowed by the client) may be absent, not an error.
+        messages = {t: lead.raw.get(message_field(t)) for t in types}
         generated = any(v is not None for v in messages.values())
         out.append(
             LeadOutcome(

@@ -14,6 +14,7 @@ import attrs
 
 from ._spec.contract import MESSAGE_FIELDS, MessageType, Tone
 from ._spec.sequence import SequenceEntry, parse_entry
+from ._spec.validation import WithExtraFields, closest
 
 __all__ = [
     "Account",
@@ -123,13 +124,13 @@ class Campaign:
         that are not campaign fields (a typo would otherwise be dropped silently).
         """
         from ._errors import ValidationError
-        from ._spec.validation import check_campaign
+        from ._spec.validation import check_campaign, unknown_field
 
         problems = check_campaign(data, allow_unknown_message_types=allow_unknown_message_types)
-        known = attrs.fields_dict(cls)
+        known = list(attrs.fields_dict(cls))
         for key in data:
             if key not in known:
-                problems.append((key, f"{key} is not a campaign field (known: {', '.join(known)})"))
+                problems.append(unknown_field("", key, known, "a campaign field"))
         if problems:
             raise ValidationError(problems)
         return cls(**{k: v for k, v in data.items()})
@@ -169,6 +170,8 @@ class Lead:
     """One prospect (an entry of ``lead_data``).
 
     ``extra`` holds additional keys sent as they are (for example a per-lead ``job_title``).
+    It is the way to send keys that are not lead fields: in a plain mapping lead, such a key
+    is reported as a likely typo and the lead is not sent.
     """
 
     automation_tool_lead_id: str
@@ -192,20 +195,27 @@ class Lead:
             "lead_specified_url": self.lead_specified_url,
         }
         if self.extra:
-            body.update(self.extra)
+            # Marked, so validation lets the extra keys through: they were asked for.
+            marked = WithExtraFields(body)
+            marked.update(self.extra)
+            return marked
         return body
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, index: int = 0) -> Lead:
+    def from_mapping(
+        cls, data: Mapping[str, Any], *, index: int = 0, allow_extra_fields: bool = False
+    ) -> Lead:
         """Validate a mapping with the wire keys and build a Lead.
 
         Raises :class:`~upscale_async.ValidationError` naming ``lead_data[index].field`` for
-        every problem.
+        every problem, including keys that are not lead fields (with the closest field: a
+        typo would otherwise be sent and ignored). With ``allow_extra_fields=True`` such keys
+        go to ``extra`` and are sent with the lead.
         """
         from ._errors import ValidationError
         from ._spec.validation import check_lead
 
-        problems = check_lead(data, index)
+        problems = check_lead(data, index, allow_extra_fields=allow_extra_fields)
         if problems:
             raise ValidationError(problems)
         known = attrs.fields_dict(cls)
@@ -249,9 +259,11 @@ class LeadMessages:
     """One lead's results: its id, LinkedIn URL and every ``*_message`` field.
 
     It wraps the lead's JSON object as read (``raw``), so reading 10^4 leads costs next to
-    nothing; the converter has already checked its types. ``messages`` maps each
-    ``*_message`` field (unknown ones included, D5) to its text or None; the properties read
-    the five current types.
+    nothing; the converter has already checked its types. Every documented field is a
+    property under its documented name (``outreach_message``, ``first_follow_up_message``,
+    ...), beside a short accessor per message type (``connection_request``, ...).
+    ``messages`` maps each ``*_message`` field (unknown ones included, D5) to its text or None;
+    :meth:`message` takes a message type or a field name.
     """
 
     raw: Mapping[str, Any] = attrs.field(hash=False)
@@ -285,10 +297,51 @@ class LeadMessages:
             if not k.endswith("_message") and k not in _LEAD_FIELDS
         }
 
-    def message(self, message_type: MessageType | str) -> str | None:
-        """The text generated for ``message_type`` (None when not requested, pending or failed)."""
-        field = MESSAGE_FIELDS.get(str(message_type), f"{message_type}_message")
+    def message(self, name: MessageType | str) -> str | None:
+        """The text of a message type or field: ``"connection_request"``, ``"outreach_message"``.
+
+        None when the message was not requested, is still pending or failed. A type Upscale
+        added after this SDK is read from its ``<type>_message`` field when the answer has it.
+
+        Raises:
+            ValueError: ``name`` is neither a message type nor a message field of this answer
+                (the message names the closest one).
+        """
+        key = str(name)
+        field = _FIELD_OF.get(key)
+        if field is None:
+            if key.endswith("_message") and key in self.raw:
+                field = key  # an undocumented *_message field (D5)
+            elif f"{key}_message" in self.raw:
+                field = f"{key}_message"  # a type newer than the SDK
+            else:
+                raise ValueError(_not_a_message(key, self.raw))
         return self.raw.get(field)
+
+    @property
+    def outreach_message(self) -> str | None:
+        """``outreach_message``: the connection request, or None."""
+        return self.raw.get("outreach_message")
+
+    @property
+    def first_follow_up_message(self) -> str | None:
+        """``first_follow_up_message``: the first follow-up, or None."""
+        return self.raw.get("first_follow_up_message")
+
+    @property
+    def stage_ambition_message(self) -> str | None:
+        """``stage_ambition_message`` (its name is assumed, D5): that message, or None."""
+        return self.raw.get("stage_ambition_message")
+
+    @property
+    def share_material_message(self) -> str | None:
+        """``share_material_message``: the share-material message, or None."""
+        return self.raw.get("share_material_message")
+
+    @property
+    def hiring_activity_message(self) -> str | None:
+        """``hiring_activity_message``: the hiring-activity message, or None."""
+        return self.raw.get("hiring_activity_message")
 
     @property
     def connection_request(self) -> str | None:
@@ -319,6 +372,28 @@ class LeadMessages:
     def has_messages(self) -> bool:
         """True when at least one message was generated for this lead."""
         return any(v is not None for k, v in self.raw.items() if k.endswith("_message"))
+
+
+#: A message type or a documented message field -> the field that carries it (D5).
+_FIELD_OF: dict[str, str] = {**MESSAGE_FIELDS, **{f: f for f in MESSAGE_FIELDS.values()}}
+
+
+def _not_a_message(key: str, raw: Mapping[str, Any]) -> str:
+    fields = list(
+        dict.fromkeys([*MESSAGE_FIELDS.values(), *(k for k in raw if k.endswith("_message"))])
+    )
+    close = closest(key, [*MESSAGE_FIELDS, *fields])
+    hint = f"did you mean {close!r}? " if close else ""
+    return (
+        f"{key!r} is neither a message type nor a message field of this lead's answer; {hint}"
+        f"pass a message type ({', '.join(MESSAGE_FIELDS)}) or a field "
+        f"({', '.join(fields)})"
+    )
+
+
+def message_field(message_type: str) -> str:
+    """The retrieve field that carries ``message_type`` (D5; ``<type>_message`` for a new type)."""
+    return MESSAGE_FIELDS.get(message_type) or f"{message_type}_message"
 
 
 _LEAD_FIELDS = frozenset({"external_prospect_id", "linkedin", "no_job_posts"})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from difflib import SequenceMatcher, get_close_matches
 from typing import Any, Final
 
 from .contract import (
@@ -51,6 +52,47 @@ CAMPAIGN_STRING_FIELDS: Final = (
     "proposition_company_url",
 )
 _CAMPAIGN_URL_FIELDS: Final = frozenset({"completion_notification_url", "proposition_company_url"})
+
+#: The documented lead fields (§2.2), in the documented order.
+LEAD_FIELDS: Final = (*LEAD_REQUIRED_FIELDS, *LEAD_OPTIONAL_URL_FIELDS)
+_LEAD_KEYS: Final = frozenset(LEAD_FIELDS)
+
+
+class WithExtraFields(dict[str, Any]):
+    """A lead's wire object whose extra keys were asked for (``Lead.extra``): they are sent.
+
+    ``Lead.to_wire()`` returns one when its ``extra`` is not empty. Validation then lets the
+    keys that are not lead fields through instead of reporting them as typos.
+    """
+
+    __slots__ = ()
+
+
+def unknown_field(
+    prefix: str, key: object, known: Sequence[str], what: str, advice: str = ""
+) -> Problem:
+    """The problem with a key that is not a field: it names the closest known one, if any.
+
+    ``lead_data[3].firstname is not a lead field; did you mean first_name?``; with no close
+    match, the known fields are listed. ``advice`` (how to send it anyway) ends the message.
+    """
+    name = str(key)
+    where = f"{prefix}{name}"
+    close = closest(name, known)
+    hint = f"did you mean {close}?" if close else f"the fields are {', '.join(known)}"
+    return (where, f"{where} is not {what}; {hint}{advice}")
+
+
+def closest(name: str, known: Sequence[str]) -> str | None:
+    """The known name ``name`` most likely stands for: a near spelling, or one containing it."""
+    close = get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    if len(name) >= 3:  # "tone" for tone_preference, "linkedin" for lead_linkedin
+        parts = [k for k in known if name in k or k in name]
+        if parts:
+            return max(parts, key=lambda k: SequenceMatcher(None, name, k).ratio())
+    return None
 
 
 def required(path: str) -> Problem:
@@ -205,18 +247,36 @@ def _plain_url(value: object) -> bool:
     )
 
 
+# Long: the hot path of a batch, every check inlined in one frame on purpose (measured).
 def plain_leads(leads: Sequence[Any]) -> list[bool]:
     """For each lead, True when it passes the fast checks (and so is surely valid).
 
     This is the hot path of a batch: one frame for a whole chunk, every check inlined. A False
     means "look closer": :func:`check_lead` applies the exact rules and finds the messages.
-    The checks: a dict whose required fields are non-blank strings and whose URLs are plain
-    ``http(s)://host...`` strings without spaces (``_plain_url``, inlined here).
+    The checks: a dict with no keys but the lead fields, whose required fields are non-blank
+    strings and whose URLs are plain ``http(s)://host...`` strings without spaces
+    (``_plain_url``, inlined here).
     """
     out: list[bool] = []
     append = out.append
     for lead in leads:
         if not isinstance(lead, dict):
+            append(False)
+            continue
+        # The key check costs nothing measurable: the usual lead has all seven keys, and two
+        # subscripts (which raise only for a lead that lacks one, so has another key instead)
+        # are cheaper than the two .get() calls they replace. Fewer keys: compare the set.
+        if len(lead) == 7:
+            try:
+                website = lead["lead_company_website_url"]
+                specified = lead["lead_specified_url"]
+            except KeyError:
+                append(False)
+                continue
+        elif len(lead) < 7 and _LEAD_KEYS.issuperset(lead):
+            website = lead.get("lead_company_website_url")
+            specified = lead.get("lead_specified_url")
+        else:
             append(False)
             continue
         get = lead.get
@@ -225,8 +285,6 @@ def plain_leads(leads: Sequence[Any]) -> list[bool]:
         first = get("first_name")
         last = get("last_name")
         linkedin = get("lead_linkedin")
-        website = get("lead_company_website_url")
-        specified = get("lead_specified_url")
         append(
             type(lead_id) is str
             and type(company) is str
@@ -257,13 +315,33 @@ def plain_leads(leads: Sequence[Any]) -> list[bool]:
     return out
 
 
-def check_lead(lead: object, index: int) -> list[Problem]:
-    """Check one lead object (wire keys). Returns a shared empty list when it is valid."""
+def check_lead(lead: object, index: int, *, allow_extra_fields: bool = False) -> list[Problem]:
+    """Check one lead object (wire keys). Returns a shared empty list when it is valid.
+
+    A key that is not a lead field is a problem naming the closest field (a typo would
+    otherwise be sent and ignored), unless ``allow_extra_fields`` is set or the lead is a
+    :class:`WithExtraFields` (a ``Lead`` with ``extra``). The server ignores such keys (§2.2).
+    """
     if plain_leads((lead,))[0]:
         return _NO_PROBLEMS
     if not isinstance(lead, Mapping):
         return [(f"lead_data[{index}]", f"lead_data[{index}] must be an object")]
-    return _lead_problems(lead, index)
+    problems = _lead_problems(lead, index)
+    if not allow_extra_fields and not isinstance(lead, WithExtraFields):
+        prefix = f"lead_data[{index}]."
+        for key in lead:
+            if key not in _LEAD_KEYS:
+                problems.append(
+                    unknown_field(prefix, key, LEAD_FIELDS, "a lead field", _SEND_EXTRA)
+                )
+    return problems
+
+
+#: How to send a key that is not a lead field on purpose (ends an unknown-key message).
+_SEND_EXTRA: Final = (
+    " (to send an extra key on purpose, use Lead(..., extra={...}) or "
+    "Lead.from_mapping(data, allow_extra_fields=True))"
+)
 
 
 def _lead_problems(lead: Mapping[str, Any], index: int) -> list[Problem]:
@@ -289,8 +367,12 @@ def _lead_problems(lead: Mapping[str, Any], index: int) -> list[Problem]:
     return problems
 
 
-def check_leads(leads: object) -> list[Problem]:
-    """Check ``lead_data``: an array of at least one valid lead, lead ids unique in the request."""
+def check_leads(leads: object, *, allow_extra_fields: bool = False) -> list[Problem]:
+    """Check ``lead_data``: an array of at least one valid lead, lead ids unique in the request.
+
+    Lead ids must be unique because results name a lead only by its id (§8 #27).
+    ``allow_extra_fields``: as for :func:`check_lead`.
+    """
     if not isinstance(leads, list | tuple):
         if leads is None:
             return [required("lead_data")]
@@ -301,7 +383,7 @@ def check_leads(leads: object) -> list[Problem]:
     seen: dict[object, int] = {}
     for (i, lead), plain in zip(enumerate(leads), plain_leads(leads), strict=True):
         if not plain:
-            found = check_lead(lead, i)
+            found = check_lead(lead, i, allow_extra_fields=allow_extra_fields)
             if found:
                 problems.extend(found)
                 continue
@@ -316,11 +398,15 @@ def check_leads(leads: object) -> list[Problem]:
 
 
 def validate_generation_body(
-    body: object, *, allow_unknown_message_types: bool = False
+    body: object, *, allow_unknown_message_types: bool = False, allow_extra_fields: bool = True
 ) -> list[Problem]:
-    """Every problem with a request_message_generation body, in the server's order."""
+    """Every problem with a request_message_generation body, in the server's order.
+
+    These are the server's rules (the emulator's): extra lead keys are ignored (§2.2) unless
+    ``allow_extra_fields=False`` asks for the SDK's stricter check (:func:`check_lead`).
+    """
     if not isinstance(body, Mapping):
         return [("body", "request body must be a JSON object")]
     problems = check_campaign(body, allow_unknown_message_types=allow_unknown_message_types)
-    problems.extend(check_leads(body.get("lead_data")))
+    problems.extend(check_leads(body.get("lead_data"), allow_extra_fields=allow_extra_fields))
     return problems

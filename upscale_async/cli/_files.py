@@ -21,6 +21,7 @@ import orjson
 
 from .. import Campaign, LeadOutcome, ValidationError
 from .._spec.contract import LEAD_OPTIONAL_URL_FIELDS, LEAD_REQUIRED_FIELDS
+from .._spec.validation import WithExtraFields
 
 __all__ = [
     "LEAD_FIELDS",
@@ -49,8 +50,12 @@ class InputError(Exception):
         super().__init__("\n".join(messages))
 
 
-class LineLead(dict[str, Any]):
-    """A lead read from a file, remembering its line (for the messages of rejected leads)."""
+class LineLead(WithExtraFields):
+    """A lead read from a file, remembering its line (for the messages of rejected leads).
+
+    Its keys that are not lead fields are sent (they are there only under
+    ``--extra-fields send``: the other policies reject or drop them while reading).
+    """
 
     __slots__ = ("line",)
 
