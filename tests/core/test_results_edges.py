@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import UserDict
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -266,3 +268,29 @@ def test_batch_interrupted_error_carries_the_partial_and_the_reason() -> None:
     assert str(error) == "stopped"
     assert error.partial is partial
     assert error.reason is StopReason.AUTHENTICATION
+
+
+def test_to_json_saves_any_lead_the_batch_set_aside() -> None:
+    """A rejected lead that is another mapping or not a mapping at all is saved as it reads."""
+    batch = BatchSubmission(
+        rejected=[
+            RejectedLead(0, UserDict({"first_name": "Ann"}), (("p", "m"),)),
+            RejectedLead(1, 7, (("q", "n"),)),
+        ]
+    )
+    back = BatchSubmission.from_json(batch.to_json())
+    assert [r.lead for r in back.rejected] == [{"first_name": "Ann"}, 7]
+
+
+def test_completion_timeout_error_keeps_what_completed_and_failed() -> None:
+    """CompletionTimeoutError also keeps the results completed and the errors before the deadline."""
+    cause = KeyError("x")
+    error = CompletionTimeoutError(
+        "late",
+        pending=["r3"],
+        last_seen={"r3": None},
+        completed=("done",),  # type: ignore[arg-type]
+        errors={"r2": cause},
+    )
+    assert error.completed == ["done"]
+    assert error.errors == {"r2": cause}
