@@ -182,30 +182,40 @@ def hmac_headers(value: str, header: str = "X-Upscale-Signature") -> dict[str, s
     return {header: value}
 
 
+def _verifies_and_rejects_a_changed_body(
+    verifier: HmacSignatureVerifier, headers: dict[str, str]
+) -> None:
+    # The plain HMAC has no webhook id: verify() returns None, and the hub's dedupe key then
+    # comes from the signed body. One changed byte must fail, or nothing was checked.
+    assert verifier.verify(S2_EXAMPLE, headers) is None
+    with pytest.raises(WebhookVerificationError):
+        verifier.verify(S2_EXAMPLE.replace(b"complete", b"COMPLETE"), headers)
+
+
 def test_hmac_hex_verifies() -> None:
     """A hex HMAC-SHA256 of the body in X-Upscale-Signature verifies."""
     mac = hmac.new(b"k3y", S2_EXAMPLE, hashlib.sha256).hexdigest()
-    HmacSignatureVerifier("k3y").verify(S2_EXAMPLE, hmac_headers(mac))
+    _verifies_and_rejects_a_changed_body(HmacSignatureVerifier("k3y"), hmac_headers(mac))
 
 
 def test_hmac_hex_uppercase_verifies() -> None:
     """Hex signatures compare case-insensitively."""
     mac = hmac.new(b"k3y", S2_EXAMPLE, hashlib.sha256).hexdigest().upper()
-    HmacSignatureVerifier("k3y").verify(S2_EXAMPLE, hmac_headers(mac))
+    _verifies_and_rejects_a_changed_body(HmacSignatureVerifier("k3y"), hmac_headers(mac))
 
 
 def test_hmac_base64_sha512_verifies() -> None:
     """A base64 HMAC-SHA512 verifies when configured so."""
     mac = base64.b64encode(hmac.new(b"k3y", S2_EXAMPLE, hashlib.sha512).digest()).decode()
     verifier = HmacSignatureVerifier("k3y", digest="sha512", encoding="base64")
-    verifier.verify(S2_EXAMPLE, hmac_headers(mac))
+    _verifies_and_rejects_a_changed_body(verifier, hmac_headers(mac))
 
 
 def test_hmac_prefix_and_custom_header_verify() -> None:
     """A prefixed signature in a custom header (GitHub style) verifies, any header case."""
     mac = hmac.new(b"k3y", S2_EXAMPLE, hashlib.sha256).hexdigest()
     verifier = HmacSignatureVerifier("k3y", header="X-Hub-Signature-256", prefix="sha256=")
-    verifier.verify(S2_EXAMPLE, {"x-hub-signature-256": f"sha256={mac}"})
+    _verifies_and_rejects_a_changed_body(verifier, {"x-hub-signature-256": f"sha256={mac}"})
 
 
 def test_hmac_missing_prefix_fails() -> None:
@@ -232,7 +242,7 @@ def test_hmac_missing_header_named() -> None:
 def test_hmac_rotation_second_secret_verifies() -> None:
     """The HMAC verifier accepts a signature made with any of its secrets."""
     mac = hmac.new(b"new", S2_EXAMPLE, hashlib.sha256).hexdigest()
-    HmacSignatureVerifier(["old", "new"]).verify(S2_EXAMPLE, hmac_headers(mac))
+    _verifies_and_rejects_a_changed_body(HmacSignatureVerifier(["old", "new"]), hmac_headers(mac))
 
 
 def test_hmac_non_ascii_signature_fails_cleanly() -> None:
