@@ -16,10 +16,11 @@ from upscale_async import (
     RetryPolicy,
     UpscaleClient,
 )
+from upscale_async._completion import _leaf
 from upscale_async.emulator import Emulator, Fault
 from upscale_async.webhooks import CompletionHub
 
-from .conftest import campaign, lead
+from .conftest import FAST_RETRY, campaign, lead
 
 
 async def test_a_webhook_before_retrieve_agrees_keeps_the_waiter_polling() -> None:
@@ -210,3 +211,59 @@ async def test_generate_hands_out_chunks_that_failed_after_retries() -> None:
     assert failed.reason.startswith("ServerError: ")
     assert failed.lead == lead(1)
     assert found[lead(2)["automation_tool_lead_id"]].outcome == "generated"
+
+
+async def test_two_failed_ids_are_listed_in_full() -> None:
+    """Up to three failed ids are each listed (id, error type, error), separated by '; '."""
+    unknown = [UNKNOWN.format(i) for i in range(2)]
+    async with Emulator(webhook_secret=None) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
+            with pytest.raises(CompletionError) as info:
+                await client.await_completion(unknown, poll=FAST_POLL, timeout=10)
+    errors = info.value.errors
+    listed = "; ".join(f"{i}: NotFoundError: {errors[i]}" for i in unknown)
+    assert str(info.value).startswith(
+        f"waiting for completion failed: 0 of 2 requests completed; 2 failed ({listed}); "
+    )
+
+
+async def test_generate_hands_out_rejected_leads_with_their_messages() -> None:
+    """A lead set aside by validation comes out as rejected with its id, messages and the lead."""
+    bad = {**lead(1), "first_name": "", "last_name": " "}
+    async with Emulator(webhook_secret=None) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
+            async with client.generate(campaign(), [bad], poll=FAST_POLL, timeout=10) as outcomes:
+                [found] = [outcome async for outcome in outcomes]
+    messages = (
+        "lead_data[0].first_name is required but was missing or blank",
+        "lead_data[0].last_name is required but was missing or blank",
+    )
+    assert found.outcome == "rejected"
+    assert found.lead_id == bad["automation_tool_lead_id"]
+    assert found.errors == messages
+    assert found.reason == "; ".join(messages)
+    assert found.lead is bad
+
+
+async def test_generate_names_the_request_whose_wait_failed() -> None:
+    """A lead whose request's wait failed comes out as failed, naming the request and the error."""
+    async with Emulator(webhook_secret=None) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url, retry=FAST_RETRY) as client:
+            emu.faults.set("retrieve_messages", [Fault.http(404)])
+            async with client.generate(campaign(), [lead(1)], poll=FAST_POLL, timeout=10) as out:
+                [found] = [outcome async for outcome in out]
+    assert found.outcome == "failed"
+    assert found.secure_request_id is not None
+    assert found.reason is not None
+    assert found.reason.startswith(
+        f"waiting for request {found.secure_request_id} failed: NotFoundError: "
+    )
+    assert found.reason.endswith("; retrieve it later with retrieve_messages")
+
+
+def test_an_exception_group_becomes_its_first_error_noting_the_others() -> None:
+    """generate raises one error, never a group: the first, with a note for each other one."""
+    first, second = ValueError("a"), KeyError("b")
+    error = _leaf(ExceptionGroup("g", [first, second]))
+    assert error is first
+    assert first.__notes__ == ["also raised: KeyError: 'b'"]
