@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
 import anyio
 import pytest
+from aiohttp import web
 
 from upscale_async import (
     BatchInterruptedError,
@@ -12,6 +16,7 @@ from upscale_async import (
     CompletionEvent,
     CompletionTimeoutError,
     LeadOutcome,
+    NotFoundError,
     PollPolicy,
     RetryPolicy,
     UpscaleClient,
@@ -21,6 +26,44 @@ from upscale_async.emulator import Emulator, Fault
 from upscale_async.webhooks import CompletionHub
 
 from .conftest import FAST_RETRY, campaign, lead
+
+
+def lid(i: int) -> str:
+    return str(lead(i)["automation_tool_lead_id"])
+
+
+@pytest.fixture
+async def serve_fake_upscale() -> AsyncIterator[Callable[[list[dict[str, Any]]], Awaitable[str]]]:
+    """A loopback stand-in for Upscale that accepts any request and answers one retrieve body."""
+    runners: list[web.AppRunner] = []
+
+    async def start(leads_data: list[dict[str, Any]]) -> str:
+        async def generation(request: web.Request) -> web.Response:
+            return web.json_response({"secure_request_id": "req-fake", "message": "ok"})
+
+        async def retrieve(request: web.Request) -> web.Response:
+            return web.json_response(
+                {
+                    "metadata": {
+                        "request_message_generation_api_request_secure_request_id": "req-fake",
+                        "generation_status": "complete",
+                    },
+                    "campaign": {"leads_data": leads_data},
+                }
+            )
+
+        app = web.Application()
+        app.router.add_post("/messages/request_message_generation", generation)
+        app.router.add_get("/messages/retrieve_messages", retrieve)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
 
 
 async def test_a_webhook_before_retrieve_agrees_keeps_the_waiter_polling() -> None:
@@ -187,6 +230,7 @@ async def test_generate_hands_out_leads_never_sent_with_the_stop_reason() -> Non
     assert len(unsent) == 3
     assert unsent[0].reason == "not submitted (insufficient_credits); resubmit it"
     assert unsent[0].lead == lead(1)
+    assert unsent[0].lead_id == lid(1)
     assert [o.outcome for o in found if o.outcome != "not_submitted"] == ["generated"]
 
 
@@ -213,18 +257,72 @@ async def test_generate_hands_out_chunks_that_failed_after_retries() -> None:
     assert found[lead(2)["automation_tool_lead_id"]].outcome == "generated"
 
 
-async def test_two_failed_ids_are_listed_in_full() -> None:
+async def test_three_failed_ids_are_listed_in_full() -> None:
     """Up to three failed ids are each listed (id, error type, error), separated by '; '."""
-    unknown = [UNKNOWN.format(i) for i in range(2)]
+    unknown = [UNKNOWN.format(i) for i in range(3)]
     async with Emulator(webhook_secret=None) as emu:
         async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
             with pytest.raises(CompletionError) as info:
                 await client.await_completion(unknown, poll=FAST_POLL, timeout=10)
     errors = info.value.errors
     listed = "; ".join(f"{i}: NotFoundError: {errors[i]}" for i in unknown)
-    assert str(info.value).startswith(
-        f"waiting for completion failed: 0 of 2 requests completed; 2 failed ({listed}); "
+    assert str(info.value) == (
+        f"waiting for completion failed: 0 of 3 requests completed; 3 failed ({listed}); "
+        "`completed` keeps the results retrieved, `errors` maps each failed id to its error, "
+        "`pending` lists the ids to wait for again (after fixing the API key for a 401; a 404 "
+        "id is unknown to Upscale)"
     )
+
+
+async def test_the_deadline_keeps_what_completed_and_what_failed() -> None:
+    """At the deadline the error also carries the results completed and the ids that failed."""
+    async with Emulator(webhook_secret=None, messages_per_second=20) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
+            small = await client.request_message_generation(campaign(), [lead(1)])
+            big = await client.request_message_generation(
+                campaign(), [lead(i, prefix="big") for i in range(200)]
+            )
+            ids = [small.secure_request_id, UNKNOWN.format(9), big.secure_request_id]
+            with pytest.raises(CompletionTimeoutError) as info:
+                await client.await_completion(ids, poll=FAST_POLL, timeout=1.5)
+    error = info.value
+    assert [r.secure_request_id for r in error.completed] == [small.secure_request_id]
+    assert error.pending == [big.secure_request_id]
+    assert list(error.errors) == [UNKNOWN.format(9)]
+    assert isinstance(error.__cause__, NotFoundError)
+    assert str(error).startswith(
+        "1 of 3 requests were not complete after 1.5 s (1 of 3 requests completed; 1 failed ("
+    )
+    last = error.last_seen[big.secure_request_id]
+    assert last is not None
+    assert not last.is_complete
+
+
+async def test_generate_accounts_for_leads_missing_from_the_answer(
+    serve_fake_upscale: Callable[[list[dict[str, Any]]], Awaitable[str]],
+) -> None:
+    """A lead absent from the answer is failed, saying so; one without messages or reason too."""
+    answer = [
+        {"external_prospect_id": lid(1), "outreach_message": None, "first_follow_up_message": None},
+        {"external_prospect_id": lid(3), "outreach_message": "Hi", "first_follow_up_message": None},
+    ]
+    base = await serve_fake_upscale(answer)
+    async with UpscaleClient("k", base_url=base) as client:
+        async with client.generate(
+            campaign(), [lead(1), lead(2), lead(3)], poll=FAST_POLL, timeout=10
+        ) as outcomes:
+            found = {o.lead_id: o async for o in outcomes}
+    no_message, missing, generated = found[lid(1)], found[lid(2)], found[lid(3)]
+    assert (no_message.outcome, no_message.reason) == ("failed", "no message was generated")
+    assert no_message.result is not None
+    assert missing.outcome == "failed"
+    assert missing.reason == "the lead is missing from the retrieve_messages answer"
+    assert missing.secure_request_id == "req-fake"
+    assert missing.result is None
+    assert generated.outcome == "generated"
+    assert generated.reason is None
+    assert generated.messages == {"connection_request": "Hi", "first_follow_up": None}
+    assert generated.secure_request_id == "req-fake"
 
 
 async def test_generate_hands_out_rejected_leads_with_their_messages() -> None:
