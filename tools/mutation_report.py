@@ -1,14 +1,20 @@
 """Mutation testing of the core modules: run mutmut (one worker) and print the kill rate of each.
 
-    python tools/mutation_report.py                  # run every core module, then report
-    python tools/mutation_report.py _wire _hub       # only these modules (a name's tail is enough)
+    python tools/mutation_report.py                  # run what is not yet checked, then report
+    python tools/mutation_report.py _wire _hub       # (re)run every mutant of these modules
+    python tools/mutation_report.py --rerun-survivors  # after adding tests: rerun the survivors
     python tools/mutation_report.py --no-run         # report from mutmut's cache in mutants/
     python tools/mutation_report.py --fail-under 90  # exit 1 when a module is below 90%
 
 mutmut's settings (the files to mutate, the tests to run) are ``[tool.mutmut]`` in
-pyproject.toml; its cache is ``mutants/`` (git-ignored). A mutant counts as killed when a test
-failed or timed out with it. Mutants judged equivalent (no test can tell them from the original)
-are listed, each with its reason, in ``tools/mutation_equivalent.txt`` and left out of the rate:
+pyproject.toml; its cache is ``mutants/`` (git-ignored): a plain run only checks the mutants it
+has no result for, so delete ``mutants/`` to start over after the code changed. Runs use one
+worker (the machine is shared) and a 30 s per-test timeout (the slowest test takes about 10 s
+under mutmut), so a mutant that makes a wait hang is killed in 30 s rather than 120 s.
+
+A mutant counts as killed when a test failed or timed out with it. Mutants judged equivalent (no
+test can tell them from the original) are listed, each with its reason, in
+``tools/mutation_equivalent.txt`` and left out of the rate:
 ``rate = killed / (mutants - equivalent)``. An equivalent mutant that a test kills anyway is
 reported, so the list can be trimmed.
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -116,12 +123,12 @@ def summarize(module: str, codes: dict[str, int | None], equivalent: dict[str, s
     )
 
 
-def run_mutmut(modules: list[str]) -> None:
-    """``mutmut run --max-children 1`` on the mutants of these modules (cached ones are kept)."""
-    globs = [f"{module}.*" for module in modules]
-    command = [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *globs]
+def run_mutmut(names: list[str]) -> None:
+    """``mutmut run --max-children 1``: the unchecked mutants, or exactly ``names`` (globs)."""
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *names]
+    env = {**os.environ, "PYTEST_ADDOPTS": f"{os.environ.get('PYTEST_ADDOPTS', '')} --timeout=30"}
     print("$", " ".join(command[1:]), flush=True)
-    subprocess.run(command, cwd=ROOT, check=False)
+    subprocess.run(command, cwd=ROOT, env=env, check=False)
 
 
 def _select(names: list[str]) -> list[str]:
@@ -138,14 +145,26 @@ def _select(names: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("modules", nargs="*", help="core modules to run (default: all eight)")
+    parser.add_argument("modules", nargs="*", help="modules to (re)run in full (default: all)")
     parser.add_argument("--no-run", action="store_true", help="only report mutmut's cache")
+    parser.add_argument(
+        "--rerun-survivors", action="store_true", help="rerun the surviving mutants only"
+    )
     parser.add_argument("--fail-under", type=float, default=None, metavar="PERCENT")
     parser.add_argument("--show-survivors", action="store_true", help="list surviving mutants")
     args = parser.parse_args(argv)
     modules = _select(args.modules)
-    if not args.no_run:
-        run_mutmut(modules)
+    if args.rerun_survivors:
+        equivalent = read_equivalent()
+        names = [
+            name
+            for module in modules
+            for name in summarize(module, exit_codes(ROOT, MODULES[module]), equivalent).survived
+        ]
+        if names:
+            run_mutmut(names)
+    elif not args.no_run:
+        run_mutmut([f"{module}.*" for module in modules] if args.modules else [])
     equivalent = read_equivalent()
     failed = False
     print()

@@ -170,7 +170,7 @@ def test_unknown_keys_are_kept_in_extra_at_every_level() -> None:
         ),
         pytest.param(
             _retrieve(campaign={"leads_data": [_lead_result(linkedin=["x"])]}),
-            "campaign.leads_data[0].linkedin should be a string or null",
+            "campaign.leads_data[0].linkedin should be a string or null, got ['x']",
             id="lead-linkedin-list",
         ),
         pytest.param(
