@@ -265,7 +265,8 @@ async def test_three_failed_ids_are_listed_in_full() -> None:
             with pytest.raises(CompletionError) as info:
                 await client.await_completion(unknown, poll=FAST_POLL, timeout=10)
     errors = info.value.errors
-    listed = "; ".join(f"{i}: NotFoundError: {errors[i]}" for i in unknown)
+    assert sorted(errors) == unknown
+    listed = "; ".join(f"{i}: NotFoundError: {e}" for i, e in errors.items())  # as they failed
     assert str(info.value) == (
         f"waiting for completion failed: 0 of 3 requests completed; 3 failed ({listed}); "
         "`completed` keeps the results retrieved, `errors` maps each failed id to its error, "
