@@ -317,6 +317,8 @@ def test_lead_field_rules(changes: dict[str, Any], expected: tuple[str, str]) ->
         pytest.param("https://a", id="https-one-letter-host"),
         pytest.param("http://a", id="http-one-letter-host"),
         pytest.param("https://linkedin.com/in/x?y=1", id="query"),
+        pytest.param("https://Xerox.example", id="https-capital-x-host"),
+        pytest.param("http://Xerox.example", id="http-capital-x-host"),
     ],
 )
 def test_plain_urls_take_the_fast_path(url: str) -> None:
