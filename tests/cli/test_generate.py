@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from upscale_async.cli._demo import DEMO_CAMPAIGN
+from upscale_async.cli._files import LEAD_FIELDS
 
 from .conftest import (
     ExternalEmulator,
@@ -76,7 +77,8 @@ def test_csv_output_has_a_column_per_message_type(tmp_path: Path, campaign_file:
     with out.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == [
-        "lead_id", "outcome", "secure_request_id", "line", *TYPES, "reason", "errors"
+        "lead_id", "outcome", "secure_request_id", "line", *TYPES, "reason", "errors",
+        *LEAD_FIELDS, "lead_extra",
     ]  # fmt: skip
     assert len(rows) == 5
     assert all(row["outcome"] == "generated" and row["first_follow_up"] for row in rows)

@@ -1,17 +1,22 @@
 """The CLI's files: reading leads (CSV, JSONL) lazily, the campaign file, writing results.
 
-A problem that concerns the whole file (unreadable, empty, bad CSV header) raises
-:class:`InputError` before anything is sent. A problem with one record (a CSV row with the
-wrong number of fields, a line that is not a JSON object, bytes that are not UTF-8) does not
-stop the run: the record is kept aside as a :class:`ParseProblem` and written to the results
-as a ``rejected`` record naming its line, so leads already submitted are never lost.
+A problem that concerns the whole file (unreadable, empty, bad CSV header, unknown
+encoding) raises :class:`InputError` before anything is sent. A problem with one record (a CSV
+row with the wrong number of fields, a line that is not a JSON object, bytes that are not text
+in the file's encoding) does not stop the run: the record is kept aside as a
+:class:`ParseProblem` and written to the results as a ``rejected`` record naming its line, so
+leads already submitted are never lost. ``-`` names stdin (leads) or stdout (results).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import itertools
 import os
 import re
+import sys
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Final, Literal
@@ -31,7 +36,10 @@ __all__ = [
     "ParseProblem",
     "ResultWriter",
     "count_records",
+    "display_name",
+    "is_stdio",
     "open_results",
+    "output_format",
     "read_campaign",
 ]
 
@@ -39,7 +47,74 @@ LEAD_FIELDS: Final = (*LEAD_REQUIRED_FIELDS, *LEAD_OPTIONAL_URL_FIELDS)
 _KNOWN: Final = frozenset(LEAD_FIELDS)
 _LEAD_PATH: Final = re.compile(r"\Alead_data\[\d+\]\.?")
 
+#: The delimiters a CSV header is sniffed for (the one that finds the most lead columns wins).
+DELIMITERS: Final = (",", ";", "\t", "|")
+DEFAULT_ENCODING: Final = "utf-8"
+#: The extensions ``--out`` is written by, without ``--out-format``.
+OUT_FORMATS: Final = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
+#: Outcomes of a results CSV fed back as input that are not sent again: Upscale accepted them
+#: (``timed_out`` ones can be fetched with ``retrieve``), and ``generated`` rows hold no lead.
+_ACCEPTED_OUTCOMES: Final = ("generated", "timed_out")
+_ENCODING_HINT: Final = (
+    "if the file comes from Excel or Windows, try --encoding cp1252 (or --encoding latin-1)"
+)
+
 ExtraPolicy = Literal["error", "ignore", "send"]
+
+
+def is_stdio(path: Path) -> bool:
+    """Whether ``path`` is ``-``: stdin for the leads, stdout for the results."""
+    return str(path) == "-"
+
+
+def display_name(path: Path, stream: str = "stdin") -> str:
+    """The file's name in messages (``<stdin>`` for ``-``)."""
+    return f"<{stream}>" if is_stdio(path) else str(path)
+
+
+def check_encoding(name: str) -> str:
+    """The codec's canonical name; InputError for an unknown or not line-based encoding."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise InputError(
+            f"--encoding {name}: unknown encoding; use a name such as utf-8, cp1252 or latin-1"
+        ) from None
+    if '\n,;"'.encode(info.name) != b'\n,;"':
+        # UTF-16/32 files are not read line by line as bytes; converting them is one command.
+        raise InputError(
+            f"--encoding {name}: not supported (the leads are read line by line, which needs "
+            f"an ASCII-compatible encoding); convert the file first, for example: "
+            f"iconv -f {name} -t utf-8 leads.csv > leads-utf8.csv"
+        )
+    return info.name
+
+
+def output_format(path: Path, given: str | None) -> Literal["jsonl", "csv"]:
+    """The results format: ``given``, else from ``path``'s extension (none, or ``-``: jsonl)."""
+    if given is not None:
+        return "csv" if given == "csv" else "jsonl"
+    suffix = path.suffix.lower()
+    if is_stdio(path) or not suffix:
+        return "jsonl"
+    if suffix not in OUT_FORMATS:
+        raise InputError(
+            f"--out {path}: unknown extension {path.suffix!r} (results are JSON lines for "
+            ".jsonl, .ndjson or .json, CSV for .csv); rename the file or pass "
+            "--out-format jsonl or --out-format csv"
+        )
+    return "csv" if OUT_FORMATS[suffix] == "csv" else "jsonl"
+
+
+def _sniff(header: str) -> str:
+    """The delimiter that splits the header line into the most lead wire names (else ",")."""
+    best, found = ",", 0
+    for delimiter in DELIMITERS:
+        fields = next(csv.reader([header], delimiter=delimiter), [])
+        score = sum(1 for f in fields if f.strip() in _KNOWN)
+        if score > found:
+            best, found = delimiter, score
+    return best
 
 
 class InputError(Exception):
@@ -102,31 +177,53 @@ class LeadFile:
     Iterate it once to get the leads (:class:`LineLead`); records that are not leads go to
     ``problems`` (drain them with :meth:`take_problems`) instead of stopping the iteration.
     Opening it checks the file (readable, a header with the required columns, at least one
-    record) and raises :class:`InputError`.
+    record) and raises :class:`InputError`. ``-`` reads stdin. ``encoding`` is any
+    ASCII-compatible codec; the CSV ``delimiter`` is sniffed from the header unless given.
+    A results CSV of ``generate`` fed back as input (it has ``lead_id`` and ``outcome``
+    columns) sends its leads again except those Upscale accepted (``generated``,
+    ``timed_out``); ``skipped`` counts those rows by outcome.
     """
 
-    def __init__(self, path: Path, fmt: Literal["csv", "jsonl"], extra: ExtraPolicy) -> None:
+    # Long: one place opens the file and checks it before anything is sent; splitting it
+    # would scatter the close-on-failure handling.
+    def __init__(
+        self,
+        path: Path,
+        fmt: Literal["csv", "jsonl"],
+        extra: ExtraPolicy,
+        *,
+        encoding: str = DEFAULT_ENCODING,
+        delimiter: str | None = None,
+    ) -> None:
         self.path = path
+        self.name = display_name(path)
         self.format = fmt
         self.extra = extra
+        self.encoding = check_encoding(encoding)
+        self.delimiter = delimiter
         self.problems: list[ParseProblem] = []
         self.records = 0
+        self.skipped: Counter[str] = Counter()
+        self._stdin = is_stdio(path)
         try:
-            self._file: IO[bytes] = path.open("rb")
+            self._file: IO[bytes] = sys.stdin.buffer if self._stdin else path.open("rb")
         except OSError as exc:
             raise InputError(f"cannot read leads file {_describe(exc, path)}") from None
         try:
             self._records = self._csv() if fmt == "csv" else self._jsonl()
             self._first = next(self._records, None)
         except BaseException:
-            self._file.close()
+            self.close()
             raise
         if self._first is None and not self.problems:
-            self._file.close()
-            raise InputError(f"{path}: contains no leads")
+            self.close()
+            if self.skipped:
+                raise InputError(f"{self.name}: no leads to send again (all were accepted)")
+            raise InputError(f"{self.name}: contains no leads")
 
     def close(self) -> None:
-        self._file.close()
+        if not self._stdin:
+            self._file.close()
 
     def __iter__(self) -> Iterator[LineLead]:
         first, self._first = self._first, None
@@ -140,52 +237,72 @@ class LeadFile:
 
     def _problem(self, line: int, message: str, lead_id: object = None) -> None:
         known = lead_id if isinstance(lead_id, str) and lead_id.strip() else None
-        self.problems.append(ParseProblem(line, f"{self.path} line {line}: {message}", known))
+        self.problems.append(ParseProblem(line, f"{self.name} line {line}: {message}", known))
+
+    def _undecodable(self) -> str:
+        hint = f"; {_ENCODING_HINT}" if self.encoding == "utf-8" else " (see --encoding)"
+        return f"not valid {self.encoding} text{hint}"
 
     def _lines(self, bad: set[int]) -> Iterator[str]:
-        """Decoded lines; a line that is not UTF-8 is noted in ``bad`` (and decoded loosely)."""
+        """Decoded lines; a line that does not decode is noted in ``bad`` (and decoded loosely)."""
+        encoding = self.encoding
         for number, raw in enumerate(self._file, 1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            if number == 1 and raw.startswith(codecs.BOM_UTF8) and encoding == "utf-8":
                 raw = raw[3:]  # a UTF-8 byte order mark, as spreadsheet exports write
             try:
-                yield raw.decode("utf-8")
+                yield raw.decode(encoding)
             except UnicodeDecodeError:
                 bad.add(number)
-                yield raw.decode("utf-8", errors="replace")
+                yield raw.decode(encoding, errors="replace")
 
     def _extra_keys(self, keys: list[str]) -> list[str]:
         return [k for k in keys if k not in _KNOWN]
 
     def _csv(self) -> Iterator[LineLead]:
         bad: set[int] = set()
-        reader = csv.reader(self._lines(bad), strict=True)
+        lines = self._lines(bad)
+        first = next(lines, None)
+        delimiter = self.delimiter or _sniff(first or "")
+        reader = csv.reader(itertools.chain([first or ""], lines), delimiter=delimiter, strict=True)
         try:
             header = next(reader, None)
         except csv.Error as exc:
-            raise InputError(f"{self.path} line 1: bad CSV header: {exc}") from None
+            raise InputError(f"{self.name} line 1: bad CSV header: {exc}") from None
         if header is None or not any(h.strip() for h in header):
-            raise InputError(f"{self.path}: contains no leads (no CSV header)")
+            raise InputError(f"{self.name}: contains no leads (no CSV header)")
+        if 1 in bad:
+            raise InputError(f"{self.name} line 1: the CSV header is {self._undecodable()}")
         header = [h.strip() for h in header]
-        self._check_header(header)
+        self._check_header(header, delimiter)
         keep = [h in _KNOWN or self.extra == "send" for h in header]
         yield from self._csv_rows(reader, header, keep, bad)
+        if self.skipped:
+            counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.skipped.items()))
+            print(
+                f"upscale-async: {self.name} is a results file: rows Upscale already accepted "
+                f"are not sent again ({counts})",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    def _check_header(self, header: list[str]) -> None:
+    def _check_header(self, header: list[str], delimiter: str) -> None:
         """Every problem with the CSV header at once, as one InputError."""
         problems: list[str] = []
         missing = [f for f in LEAD_REQUIRED_FIELDS if f not in header]
         if missing:
             problems.append(
-                f"{self.path} line 1: the CSV header lacks the required column(s) "
-                f"{', '.join(missing)} (columns are the lead wire names: {', '.join(LEAD_FIELDS)})"
+                f"{self.name} line 1: the CSV header lacks the required column(s) "
+                f"{', '.join(missing)} (columns are the lead wire names: {', '.join(LEAD_FIELDS)}; "
+                f"read with the delimiter {delimiter!r}: pass --delimiter if the file uses "
+                "another one)"
             )
         repeated = sorted({h for h in header if header.count(h) > 1})
         if repeated:
-            problems.append(f"{self.path} line 1: repeated column(s) {', '.join(repeated)}")
+            problems.append(f"{self.name} line 1: repeated column(s) {', '.join(repeated)}")
         extra = self._extra_keys(header)
         if extra and self.extra == "error":
             problems.append(
-                f"{self.path} line 1: unknown column(s) {', '.join(extra)}; the columns are the "
+                f"{self.name} line 1: unknown column(s) {', '.join(extra)}; the columns are the "
                 f"lead wire names ({', '.join(LEAD_FIELDS)}); pass --extra-fields ignore to drop "
                 "them or --extra-fields send to send them with each lead"
             )
@@ -198,6 +315,8 @@ class LeadFile:
         """The leads of the CSV rows; an unreadable row is recorded as a problem, skipped."""
         width = len(header)
         id_column = header.index("automation_tool_lead_id")
+        # A results CSV of generate: the rows Upscale accepted are not sent again.
+        outcome_column = header.index("outcome") if {"lead_id", "outcome"} <= set(header) else None
         last = reader.line_num
         while True:
             try:
@@ -213,7 +332,7 @@ class LeadFile:
                 continue  # a blank line
             self.records += 1
             if any(n in bad for n in range(line, last + 1)):
-                self._problem(line, "not valid UTF-8 text", row[0] if row else None)
+                self._problem(line, self._undecodable(), row[0] if row else None)
                 continue
             if len(row) != width:
                 self._problem(
@@ -221,6 +340,9 @@ class LeadFile:
                     f"malformed CSV row: {len(row)} fields where the header has {width}",
                     row[id_column] if len(row) > id_column else None,
                 )
+                continue
+            if outcome_column is not None and row[outcome_column] in _ACCEPTED_OUTCOMES:
+                self.skipped[row[outcome_column]] += 1
                 continue
             lead: dict[str, Any] = {}
             for name, value, wanted in zip(header, row, keep, strict=True):
@@ -237,7 +359,7 @@ class LeadFile:
                 continue
             self.records += 1
             if line in bad:
-                self._problem(line, "not valid UTF-8 text")
+                self._problem(line, self._undecodable())
                 continue
             try:
                 data = orjson.loads(text)
@@ -265,10 +387,10 @@ class LeadFile:
 def count_records(path: Path) -> int | None:
     """About how many records a leads file holds (its lines, less a CSV header), for the ETA.
 
-    Reads the file in blocks without keeping it; None when that is not possible.
+    Reads the file in blocks without keeping it; None when that is not possible (stdin).
     """
     try:
-        if not path.is_file():
+        if is_stdio(path) or not path.is_file():
             return None
         lines = 0
         last = b"\n"
@@ -284,7 +406,12 @@ def count_records(path: Path) -> int | None:
 
 
 class ResultWriter:
-    """Writes one record per lead as JSON lines or CSV, flushing after each record."""
+    """Writes one record per lead as JSON lines or CSV, flushing after each record.
+
+    A CSV has one column per message type, then the lead's columns (its wire names, filled
+    for every lead not generated, so the file can be fed back as input) and ``lead_extra``
+    (the lead's other fields as a JSON object, when it has any).
+    """
 
     def __init__(
         self, file: IO[str], fmt: Literal["jsonl", "csv"], types: list[str], source: Path
@@ -297,8 +424,11 @@ class ResultWriter:
         if fmt == "csv":
             self._csv = csv.writer(file)
             self._csv.writerow(
-                ["lead_id", "outcome", "secure_request_id", "line", *types, "reason", "errors"]
-            )
+                [
+                    "lead_id", "outcome", "secure_request_id", "line", *types, "reason", "errors",
+                    *LEAD_FIELDS, "lead_extra",
+                ]
+            )  # fmt: skip
             file.flush()
 
     def write(self, record: dict[str, Any]) -> None:
@@ -306,6 +436,8 @@ class ResultWriter:
             self.file.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE).decode())
         else:
             messages = record.get("messages") or {}
+            lead = record.get("lead") or {}
+            extra = {k: v for k, v in lead.items() if k not in _KNOWN}
             self._csv.writerow(
                 [
                     record["lead_id"] or "",
@@ -315,6 +447,8 @@ class ResultWriter:
                     *(messages.get(t) or "" for t in self.types),
                     record.get("reason") or "",
                     " | ".join(record.get("errors") or ()),
+                    *(_cell(lead.get(f)) for f in LEAD_FIELDS),
+                    orjson.dumps(extra).decode() if extra else "",
                 ]
             )
         self.file.flush()
@@ -333,7 +467,8 @@ class ResultWriter:
         if errors and line is not None:
             # "lead_data[39].last_name is ..." names the lead's index in the stream; the
             # file's line is what the user can find.
-            errors = [_LEAD_PATH.sub(f"{self.source} line {line}: ", e, count=1) for e in errors]
+            name = display_name(self.source)
+            errors = [_LEAD_PATH.sub(f"{name} line {line}: ", e, count=1) for e in errors]
             reason = "; ".join(errors)
         if reason is not None:
             record["reason"] = reason
@@ -356,8 +491,21 @@ class ResultWriter:
         )
 
 
+def _cell(value: Any) -> str:
+    """A lead field as a CSV cell: None is empty, text as it is, anything else as JSON."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
 def open_results(path: Path, inputs: list[Path]) -> IO[str]:
-    """Open the results file for writing (truncating it); InputError when it cannot be."""
+    """Open the results file for writing (truncating it); InputError when it cannot be.
+
+    ``-`` is stdout (left open when the returned file is closed).
+    """
+    if is_stdio(path):
+        sys.stdout.flush()
+        return open(sys.stdout.fileno(), "w", encoding="utf-8", newline="", closefd=False)
     if path.is_dir():
         raise InputError(f"--out {path} is a directory; give a file name such as results.jsonl")
     for source in inputs:

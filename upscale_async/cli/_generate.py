@@ -122,6 +122,8 @@ class GenerateOptions:
     out: Path
     leads_format: Literal["csv", "jsonl"] = "csv"
     extra_fields: ExtraPolicy = "error"
+    encoding: str = "utf-8"
+    delimiter: str | None = None
     out_format: Literal["jsonl", "csv"] = "jsonl"
     batch: BatchPolicy = attrs.field(factory=BatchPolicy)
     poll: bool = False
@@ -184,7 +186,13 @@ def _poll_policy(options: GenerateOptions, embedded: bool) -> PollPolicy:
 
 def open_files(options: GenerateOptions) -> tuple[LeadFile, IO[str]]:
     """Open the leads and the results file (before anything starts); InputError on problems."""
-    leads = LeadFile(options.leads, options.leads_format, options.extra_fields)
+    leads = LeadFile(
+        options.leads,
+        options.leads_format,
+        options.extra_fields,
+        encoding=options.encoding,
+        delimiter=options.delimiter,
+    )
     try:
         out = open_results(options.out, [options.leads, options.campaign_path])
     except BaseException:

@@ -46,7 +46,15 @@ from .. import (
 from .._config import ENV_API_KEY, ENV_BASE_URL
 from .._spec.contract import SEQUENCE_FILTER_DEFAULT, SEQUENCE_FILTERS
 from ..webhooks import DEFAULT_WEBHOOK_PATH
-from ._files import InputError, read_campaign
+from ._files import (
+    DEFAULT_ENCODING,
+    InputError,
+    check_encoding,
+    display_name,
+    is_stdio,
+    output_format,
+    read_campaign,
+)
 from ._generate import (
     DEMO_RATE,
     EMULATOR_RATE,
@@ -74,6 +82,40 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """--api-key, --base-url, --emulator: before the command, or after it (same meaning)."""
+    # After the command they default to SUPPRESS, so that they do not undo the ones before it.
+    default: dict[str, Any] = {"default": argparse.SUPPRESS} if after_command else {}
+    group = parser.add_argument_group("global options (before or after the command)")
+    group.add_argument("--api-key", help=f"Upscale API key (default: ${ENV_API_KEY})", **default)
+    group.add_argument(
+        "--base-url", help=f"API base URL (default: ${ENV_BASE_URL}, else Upscale)", **default
+    )
+    group.add_argument(
+        "--emulator",
+        action="store_true",
+        help="use the embedded emulator even when an API key is set",
+        **default,
+    )
+
+
+def _delimiter(text: str) -> str:
+    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+    value = named.get(text.lower(), text)
+    if len(value) != 1 or value in '"\r\n':
+        raise argparse.ArgumentTypeError(
+            f"expected one character (or tab, comma, semicolon, pipe), got {text!r}"
+        )
+    return value
+
+
+def _encoding(text: str) -> str:
+    try:
+        return check_encoding(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--encoding {text}: ")) from None
 
 
 def _positive_int(text: str) -> int:
@@ -119,17 +161,16 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--api-key", help=f"Upscale API key (default: ${ENV_API_KEY})")
-    parser.add_argument("--base-url", help=f"API base URL (default: ${ENV_BASE_URL}, else Upscale)")
-    parser.add_argument(
-        "--emulator",
-        action="store_true",
-        help="use the embedded emulator even when an API key is set",
+    _add_global_options(parser, after_command=False)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser, help="the command to run"
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     _add_generate(commands)
     _add_small_commands(commands)
+    for name, sub in commands.choices.items():
+        if name != "emulator":  # its options are the emulator's own
+            _add_global_options(sub, after_command=True)
     return parser
 
 
@@ -149,18 +190,39 @@ def _add_generate(commands: Any) -> None:
             "replaced by the receiver's URL."
         ),
     )
-    gen.add_argument("leads", metavar="LEADS", type=Path, help="leads file (.csv or .jsonl)")
+    gen.add_argument(
+        "leads", metavar="LEADS", type=Path, help="leads file (.csv or .jsonl), - for stdin"
+    )
     gen.add_argument("--campaign", required=True, type=Path, help="campaign JSON file")
-    gen.add_argument("--out", required=True, type=Path, help="results file (overwritten)")
+    gen.add_argument(
+        "--out", required=True, type=Path, help="results file (overwritten), - for stdout"
+    )
     gen.add_argument(
         "--out-format",
         choices=("jsonl", "csv"),
-        help="results format (default: from the --out extension, else jsonl)",
+        help=(
+            "results format (default: from the --out extension: .jsonl/.ndjson/.json or .csv; "
+            "jsonl for - or no extension)"
+        ),
     )
     gen.add_argument(
         "--in-format",
         choices=("csv", "jsonl"),
-        help="leads format (default: from the LEADS extension: .csv, else JSON lines)",
+        help="leads format (default: from the LEADS extension: .csv, else JSON lines; csv for -)",
+    )
+    gen.add_argument(
+        "--encoding",
+        type=_encoding,
+        default=DEFAULT_ENCODING,
+        help=(
+            f"text encoding of the leads file (default: {DEFAULT_ENCODING}); Excel on Windows "
+            "writes cp1252: try --encoding cp1252 or latin-1"
+        ),
+    )
+    gen.add_argument(
+        "--delimiter",
+        type=_delimiter,
+        help="CSV delimiter: one character, or tab (default: sniffed from the header: , ; tab |)",
     )
     gen.add_argument(
         "--extra-fields",
@@ -211,7 +273,7 @@ def _add_waiting(gen: argparse.ArgumentParser) -> None:
 
 def _add_small_commands(commands: Any) -> None:
     ret = commands.add_parser("retrieve", help="print the messages of a request as JSON")
-    ret.add_argument("secure_request_id", metavar="ID")
+    ret.add_argument("secure_request_id", metavar="ID", help="the request's secure_request_id")
 
     seq = commands.add_parser("sequences", help="print Upscale's sequence templates as JSON")
     for name, (allowed, default) in SEQUENCE_FILTERS.items():
@@ -317,15 +379,10 @@ async def _account(client: UpscaleClient) -> Any:
     return _plain(await client.get_account())
 
 
-def _format_of(path: Path, given: str | None, default: str) -> str:
-    if given:
-        return given
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return "jsonl"
-    return default
+def _in_format(path: Path, given: str | None) -> Literal["csv", "jsonl"]:
+    if given is not None:
+        return "csv" if given == "csv" else "jsonl"
+    return "csv" if is_stdio(path) or path.suffix.lower() == ".csv" else "jsonl"
 
 
 def _generate_options(args: argparse.Namespace) -> GenerateOptions:
@@ -336,22 +393,24 @@ def _generate_options(args: argparse.Namespace) -> GenerateOptions:
     except InputError as exc:
         problems.extend(exc.messages)
     try:
-        with open(args.leads, "rb"):
-            pass
+        if not is_stdio(args.leads):
+            with open(args.leads, "rb"):
+                pass
     except OSError as exc:
         problems.append(f"cannot read leads file {args.leads}: {exc.strerror or exc}")
+    try:
+        out_format = output_format(args.out, args.out_format)
+    except InputError as exc:
+        problems.extend(exc.messages)
     if problems:
         raise InputError(*problems)
-    in_format: Literal["csv", "jsonl"] = (
-        "csv" if _format_of(args.leads, args.in_format, "jsonl") == "csv" else "jsonl"
-    )
-    out_format: Literal["jsonl", "csv"] = (
-        "csv" if _format_of(args.out, args.out_format, "jsonl") == "csv" else "jsonl"
-    )
+    in_format = _in_format(args.leads, args.in_format)
     return GenerateOptions(
         leads=args.leads,
         leads_format=in_format,
         extra_fields=args.extra_fields,
+        encoding=args.encoding,
+        delimiter=args.delimiter,
         campaign=campaign,
         campaign_path=args.campaign,
         out=args.out,
@@ -394,7 +453,7 @@ def _report(summary: Summary, out: Path) -> None:
     if more:
         print(f"upscale-async: error: ... and {more} more unreadable records", file=sys.stderr)
     note(summary.text())
-    note(f"results written to {out}")
+    note(f"results written to {display_name(out, 'stdout')}")
     missing = summary.counts["not_submitted"] + summary.counts["submit_failed"]
     if missing:
         note(

@@ -1,0 +1,234 @@
+"""Real files: encodings, delimiters, stdin and stdout, the output format, resending from CSV."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from upscale_async.cli._files import LEAD_FIELDS
+
+from .conftest import Result, clean_env, external_emulator, records, run_cli, valid_leads
+
+ACCENTED = ("Andrés", "Müller")
+
+
+def _leads(n: int) -> list[dict[str, Any]]:
+    """Valid leads, the first two with names outside ASCII."""
+    leads = valid_leads(n)
+    leads[0]["first_name"], leads[1]["last_name"] = ACCENTED
+    return leads
+
+
+def _write(path: Path, leads: list[dict[str, Any]], *, encoding: str, delimiter: str) -> Path:
+    with path.open("w", encoding=encoding, newline="") as f:
+        writer = csv.writer(f, delimiter=delimiter)
+        writer.writerow(LEAD_FIELDS)
+        for lead in leads:
+            writer.writerow([lead.get(k) or "" for k in LEAD_FIELDS])
+    return path
+
+
+def _run_with_stdin(*args: object, stdin: bytes, cwd: Path) -> Result:
+    """Run the command line with ``stdin`` as its standard input."""
+    done = subprocess.run(
+        [sys.executable, "-m", "upscale_async", *map(str, args)],
+        cwd=cwd,
+        env=clean_env(),
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+    )
+    stderr = done.stderr.decode()
+    assert "Traceback" not in stderr, stderr
+    return Result(done.returncode, done.stdout.decode(), stderr)
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_latin1_file_with_encoding_generates_every_lead(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """--encoding latin-1 reads an Excel-style file: every lead generated, accents intact."""
+    source = _write(tmp_path / "leads.csv", _leads(6), encoding="latin-1", delimiter=",")
+    result = run_cli(
+        "generate", source, "--campaign", campaign_file, "--out", "r.jsonl",
+        "--encoding", "latin-1", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    rows = records(tmp_path / "r.jsonl")
+    assert [r["outcome"] for r in rows] == ["generated"] * 6
+    assert "Hi Andrés," in rows[0]["messages"]["connection_request"]
+
+
+def test_latin1_file_without_encoding_hints_at_cp1252(tmp_path: Path, campaign_file: Path) -> None:
+    """A latin-1 file read as UTF-8: its lines are rejected with a hint to pass --encoding."""
+    source = _write(tmp_path / "leads.csv", _leads(4), encoding="latin-1", delimiter=",")
+    result = run_cli(
+        "generate", source, "--campaign", campaign_file, "--out", "r.jsonl", cwd=tmp_path
+    )
+    assert result.code == 2
+    assert (
+        f"upscale-async: error: {source} line 2: not valid utf-8 text; if the file comes from "
+        "Excel or Windows, try --encoding cp1252 (or --encoding latin-1)"
+    ) in result.stderr.splitlines()
+    rows = records(tmp_path / "r.jsonl")
+    assert {r["line"] for r in rows if r["outcome"] == "rejected"} >= {2, 3}
+    assert len(rows) == 4
+
+
+def test_unknown_encoding_is_a_usage_error(tmp_path: Path, campaign_file: Path) -> None:
+    """--encoding with a name Python does not know exits 2 and names good encodings."""
+    source = _write(tmp_path / "leads.csv", _leads(2), encoding="utf-8", delimiter=",")
+    result = run_cli(
+        "generate", source, "--campaign", campaign_file, "--out", "r.jsonl",
+        "--encoding", "klingon", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 2
+    assert "argument --encoding: unknown encoding; use a name such as utf-8" in result.stderr
+
+
+def test_semicolon_file_is_sniffed(tmp_path: Path, campaign_file: Path) -> None:
+    """A ';'-separated CSV is read without options: every lead generated."""
+    source = _write(tmp_path / "leads.csv", _leads(5), encoding="utf-8", delimiter=";")
+    result = run_cli(
+        "generate", source, "--campaign", campaign_file, "--out", "r.jsonl", cwd=tmp_path
+    )
+    assert result.code == 0, result.stderr
+    assert [r["outcome"] for r in records(tmp_path / "r.jsonl")] == ["generated"] * 5
+
+
+def test_explicit_tab_delimiter(tmp_path: Path, campaign_file: Path) -> None:
+    """--delimiter tab reads a tab-separated file."""
+    source = _write(tmp_path / "leads.tsv", _leads(3), encoding="utf-8", delimiter="\t")
+    result = run_cli(
+        "generate", source, "--campaign", campaign_file, "--out", "r.jsonl",
+        "--in-format", "csv", "--delimiter", "tab", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert len(records(tmp_path / "r.jsonl")) == 3
+
+
+def test_unrecognised_delimiter_header_error_suggests_delimiter(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """A header split by no known delimiter: exit 2, the message names the delimiter option."""
+    source = _write(tmp_path / "leads.csv", _leads(2), encoding="utf-8", delimiter=":")
+    result = run_cli(
+        "generate", source, "--campaign", campaign_file, "--out", "r.jsonl", cwd=tmp_path
+    )
+    assert result.code == 2
+    assert "read with the delimiter ',': pass --delimiter if the file uses another" in (
+        result.stderr
+    )
+
+
+def test_stdin_leads_end_to_end(tmp_path: Path, campaign_file: Path) -> None:
+    """`generate - ... < leads.csv` (latin-1, ';') reads stdin: every lead generated."""
+    source = _write(tmp_path / "leads.csv", _leads(5), encoding="latin-1", delimiter=";")
+    result = _run_with_stdin(
+        "generate", "-", "--campaign", campaign_file, "--out", "o.jsonl", "--encoding", "latin-1",
+        stdin=source.read_bytes(), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    rows = records(tmp_path / "o.jsonl")
+    assert [r["outcome"] for r in rows] == ["generated"] * 5
+
+
+def test_stdin_problems_are_named_stdin(tmp_path: Path, campaign_file: Path) -> None:
+    """A bad row read from stdin is reported as '<stdin> line N'."""
+    source = _write(tmp_path / "leads.csv", _leads(2), encoding="utf-8", delimiter=",")
+    data = source.read_bytes() + b"lead_broken,x\n"
+    result = _run_with_stdin(
+        "generate", "-", "--campaign", campaign_file, "--out", "o.jsonl",
+        stdin=data, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 2
+    assert "<stdin> line 4: malformed CSV row: 2 fields where the header has 7" in result.stderr
+
+
+def test_stdout_results_keep_stderr_for_the_summary(tmp_path: Path, campaign_file: Path) -> None:
+    """--out - writes the JSON lines to stdout; progress and summary stay on stderr."""
+    source = _write(tmp_path / "leads.csv", _leads(4), encoding="utf-8", delimiter=",")
+    result = run_cli("generate", source, "--campaign", campaign_file, "--out", "-", cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    rows = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [r["outcome"] for r in rows] == ["generated"] * 4
+    assert "4 leads in" in result.stderr
+    assert "results written to <stdout>" in result.stderr
+
+
+def test_unknown_out_extension_exits_2(tmp_path: Path, campaign_file: Path) -> None:
+    """--out o.xlsx is a usage error naming the extension and --out-format; nothing is written."""
+    source = _write(tmp_path / "leads.csv", _leads(2), encoding="utf-8", delimiter=",")
+    result = run_cli(
+        "generate", source, "--campaign", campaign_file, "--out", "o.xlsx", cwd=tmp_path
+    )
+    assert result.code == 2
+    assert "--out o.xlsx: unknown extension '.xlsx'" in result.stderr
+    assert "--out-format jsonl or --out-format csv" in result.stderr
+    assert not (tmp_path / "o.xlsx").exists()
+
+
+def test_ndjson_and_json_extensions_write_json_lines(tmp_path: Path, campaign_file: Path) -> None:
+    """--out o.ndjson writes JSON lines, as .jsonl and .json do."""
+    source = _write(tmp_path / "leads.csv", _leads(2), encoding="utf-8", delimiter=",")
+    result = run_cli(
+        "generate", source, "--campaign", campaign_file, "--out", "o.ndjson", cwd=tmp_path
+    )
+    assert result.code == 0, result.stderr
+    assert [r["outcome"] for r in records(tmp_path / "o.ndjson")] == ["generated"] * 2
+
+
+def test_csv_results_carry_the_lead_of_leads_not_generated(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """CSV results hold the lead's columns for a rejected lead and leave them empty when generated."""
+    leads = _leads(3)
+    leads[1]["lead_linkedin"] = "not a url"
+    source = _write(tmp_path / "leads.csv", leads, encoding="utf-8", delimiter=",")
+    result = run_cli(
+        "generate", source, "--campaign", campaign_file, "--out", "r.csv", cwd=tmp_path
+    )
+    assert result.code == 1, result.stderr
+    rows = {r["lead_id"]: r for r in _csv_rows(tmp_path / "r.csv")}
+    rejected = rows[leads[1]["automation_tool_lead_id"]]
+    assert rejected["outcome"] == "rejected"
+    assert {f: rejected[f] for f in LEAD_FIELDS} == {f: leads[1].get(f) or "" for f in LEAD_FIELDS}
+    generated = rows[leads[0]["automation_tool_lead_id"]]
+    assert generated["outcome"] == "generated"
+    assert all(generated[f] == "" for f in LEAD_FIELDS)
+
+
+def test_csv_results_fed_back_send_only_the_leads_not_accepted(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """A results CSV after a 402, given back with --extra-fields ignore, sends the rest only."""
+    leads = _leads(8)
+    _write(tmp_path / "leads.csv", leads, encoding="utf-8", delimiter=",")
+    with external_emulator("--credits", "6", "--no-webhooks") as emu:
+        first = run_cli(
+            "--base-url", emu.base_url, "--api-key", emu.api_key,
+            "generate", "leads.csv", "--campaign", campaign_file, "--out", "results.csv",
+            "--poll", "--poll-interval", 0.2, "--chunk-size", 3, "--concurrency", 1,
+            cwd=tmp_path,
+        )  # fmt: skip
+    assert first.code == 1, first.stderr
+    again = run_cli(
+        "generate", "results.csv", "--campaign", campaign_file, "--out", "retry.jsonl",
+        "--extra-fields", "ignore", cwd=tmp_path,
+    )  # fmt: skip
+    assert again.code == 0, again.stderr
+    rows = records(tmp_path / "retry.jsonl")
+    assert [r["lead_id"] for r in rows] == [x["automation_tool_lead_id"] for x in leads[3:]]
+    assert {r["outcome"] for r in rows} == {"generated"}
+    assert "results.csv is a results file: rows Upscale already accepted are not sent again " in (
+        again.stderr
+    )
