@@ -419,7 +419,7 @@ def test_the_fast_path_passes_only_valid_leads(lead: dict[str, Any]) -> None:
 )
 def test_lead_data_shape(leads: object, messages: list[str]) -> None:
     """lead_data must be a non-empty array; each wrong shape has the server's message."""
-    assert _messages(check_leads(leads)) == messages
+    assert check_leads(leads) == [("lead_data", message) for message in messages]
 
 
 def test_a_repeat_is_found_after_an_invalid_lead_and_among_unusual_ones() -> None:
