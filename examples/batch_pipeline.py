@@ -42,7 +42,7 @@ def read_leads(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def save(state: Path, batch: BatchSubmission) -> None:
-    state.write_bytes(batch.to_json())
+    state.write_text(batch.to_json(), encoding="utf-8")
 
 
 def write(out: IO[str], **record: Any) -> None:

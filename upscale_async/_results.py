@@ -62,6 +62,13 @@ class AcceptedRequest:
     lead_ids: tuple[str, ...]
     first_index: int = 0
 
+    def __repr__(self) -> str:
+        # A request holds up to thousands of lead ids: count them.
+        return (
+            f"AcceptedRequest({self.secure_request_id!r}, leads={len(self.lead_ids)}, "
+            f"first_index={self.first_index})"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object saved for this request (by ``BatchSubmission`` and ``BatchJournal``)."""
         return {
@@ -84,6 +91,11 @@ class RejectedLead:
     lead: Any
     errors: tuple[tuple[str, str], ...]
 
+    def __repr__(self) -> str:
+        # The messages, not the lead (its id is enough to find it).
+        messages = self.messages
+        return f"RejectedLead(index={self.index}, lead_id={self.lead_id!r}, errors={messages!r})"
+
     @property
     def lead_id(self) -> str | None:
         """The lead's ``automation_tool_lead_id`` when it has a readable one, else None."""
@@ -104,6 +116,13 @@ class FailedChunk:
     error_type: str
     status: int | None = None
     first_index: int = 0
+
+    def __repr__(self) -> str:
+        # A chunk holds its leads (up to thousands): count them.
+        return (
+            f"FailedChunk(leads={len(self.leads)}, error_type={self.error_type!r}, "
+            f"status={self.status!r}, first_index={self.first_index})"
+        )
 
 
 @attrs.define
@@ -197,8 +216,12 @@ class BatchSubmission:
         self.rejected.sort(key=lambda r: r.index)
         self.failed.sort(key=lambda c: c.first_index)
 
-    def to_json(self) -> bytes:
-        """Serialize to JSON bytes (leads as wire objects); read back with :meth:`from_json`."""
+    def to_json(self) -> str:
+        """Serialize to JSON text (leads as wire objects); read back with :meth:`from_json`."""
+        return self.to_json_bytes().decode()
+
+    def to_json_bytes(self) -> bytes:
+        """:meth:`to_json` as UTF-8 bytes (for ``Path.write_bytes``, sockets, stores)."""
         return orjson.dumps(
             {
                 "version": _FORMAT_VERSION,
@@ -224,7 +247,10 @@ class BatchSubmission:
 
     @classmethod
     def from_json(cls, data: bytes | str) -> BatchSubmission:
-        """Read what :meth:`to_json` wrote (leads come back as mappings with the wire keys)."""
+        """Read what :meth:`to_json` or :meth:`to_json_bytes` wrote (text or bytes).
+
+        Leads come back as mappings with the wire keys.
+        """
         try:
             raw = orjson.loads(data)
             if not isinstance(raw, dict) or raw.get("version") != _FORMAT_VERSION:

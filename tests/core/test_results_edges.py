@@ -139,7 +139,7 @@ def test_to_json_saves_lead_models_as_wire_objects() -> None:
         failed=[FailedChunk((lead,), "e", "E")],
         not_submitted=[lead],
     )
-    back = BatchSubmission.from_json(batch.to_json().decode())
+    back = BatchSubmission.from_json(batch.to_json_bytes())
     assert back.rejected[0].lead == lead.to_wire()
     assert list(back.failed[0].leads) == [lead.to_wire()]
     assert back.not_submitted == [lead.to_wire()]

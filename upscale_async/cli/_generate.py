@@ -27,7 +27,7 @@ from .. import (
 from .._config import ENV_API_KEY
 from ..webhooks import DEFAULT_WEBHOOK_PATH
 from ._files import ExtraPolicy, InputError, LeadFile, ResultWriter, count_records, open_results
-from ._progress import Progress
+from ._progress import Progress, fit_terminal
 
 if TYPE_CHECKING:
     from ..emulator import Emulator
@@ -66,7 +66,7 @@ EMULATOR_POLL: Final = PollPolicy(initial=0.2, factor=1.5, max_interval=2.0, fal
 
 
 def note(message: str) -> None:
-    print(f"upscale-async: {message}", file=sys.stderr, flush=True)
+    print(fit_terminal(f"upscale-async: {message}"), file=sys.stderr, flush=True)
 
 
 @attrs.frozen

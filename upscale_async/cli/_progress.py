@@ -1,8 +1,15 @@
-"""The CLI's progress display: live with rich on a terminal, plain periodic lines otherwise."""
+"""The CLI's progress display: live with rich on a terminal, plain periodic lines otherwise.
+
+The live display is laid out for the terminal's width (80 columns and more; narrower ones
+get its lines cut with an ellipsis, never wrapped).
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import textwrap
 import time
 from typing import IO, Any, Final
 
@@ -10,10 +17,38 @@ import anyio
 
 from .. import BatchProgress
 
-__all__ = ["CLI_EXTRA_HINT", "Progress"]
+__all__ = ["CLI_EXTRA_HINT", "Progress", "fit_terminal"]
 
 CLI_EXTRA_HINT: Final = "pip install 'upscale_async[cli]'"
 DEFAULT_INTERVAL: Final = 2.0
+#: The live display's bar: this wide at most, and at least MIN_BAR when the terminal allows.
+MAX_BAR: Final = 40
+MIN_BAR: Final = 10
+
+
+def fit_terminal(text: str, stream: IO[str] | None = None) -> str:
+    """``text`` wrapped to the terminal's width when ``stream`` is one (else as it is).
+
+    Continuation lines are indented, and words (URLs, paths) are never split, so that a
+    message on an 80-column terminal reads as a block instead of wrapping mid-word.
+    """
+    stream = stream or sys.stderr
+    try:
+        if not stream.isatty():
+            return text
+        width = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        width = shutil.get_terminal_size().columns
+    return "\n".join(
+        textwrap.fill(
+            line,
+            width=max(width, 40),
+            subsequent_indent="    ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        for line in text.splitlines()
+    )
 
 
 class Progress:
@@ -65,28 +100,55 @@ class Progress:
         if outcome == "generated":
             self.generated += 1
 
-    def line(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        rate = self.done / elapsed
-        total = self.total if self.total is not None and self.total >= self.done else None
-        done = f"{self.done}/~{total}" if total is not None else str(self.done)
+    def _known_total(self) -> int | None:
+        return self.total if self.total is not None and self.total >= self.done else None
+
+    def _rate_and_eta(self) -> tuple[str, str]:
+        rate = self.done / max(time.monotonic() - self.started, 1e-9)
+        total = self._known_total()
         eta = ""
         if total is not None and rate > 0:
-            eta = f", ETA {max(total - self.done, 0) / rate:.0f} s"
+            eta = f"ETA {max(total - self.done, 0) / rate:.0f} s"
+        return f"{rate:.1f} leads/s", eta
+
+    def line(self) -> str:
+        """The whole state on one line (the plain display)."""
+        total = self._known_total()
+        done = f"{self.done}/~{total}" if total is not None else str(self.done)
+        rate, eta = self._rate_and_eta()
         return (
             f"submitted {self.submitted}, completed {done}, generated {self.generated}, "
-            f"not generated {self.done - self.generated}, {rate:.1f} leads/s{eta}"
+            f"not generated {self.done - self.generated}, {rate}{eta and ', ' + eta}"
         )
 
+    def lines(self) -> list[str]:
+        """The live display's text under its bar: short lines (under 60 columns at 10⁷ leads)."""
+        rate, eta = self._rate_and_eta()
+        return [
+            f"submitted {self.submitted} · generated {self.generated} · "
+            f"not generated {self.done - self.generated}",
+            f"{rate}{eta and ' · ' + eta}",
+        ]
+
     # -- display -----------------------------------------------------------------------------
-    def __rich__(self) -> Any:
-        from rich.console import Group
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        """The live display, fitted to the width rich gives it: a bar and short lines."""
         from rich.progress_bar import ProgressBar
+        from rich.table import Table
         from rich.text import Text
 
-        total = self.total if self.total is not None and self.total >= self.done else None
-        bar = ProgressBar(total=total, completed=self.done, width=40)
-        return Group(bar, Text(self.line()))
+        total = self._known_total()
+        count = f"{self.done}/~{total} completed" if total is not None else f"{self.done} completed"
+        width = options.max_width
+        bar_width = max(MIN_BAR, min(MAX_BAR, width - len(count) - 1))
+        row = Table.grid(padding=(0, 1))
+        row.add_row(
+            ProgressBar(total=total, completed=self.done, width=bar_width),
+            Text(count, no_wrap=True, overflow="ellipsis"),
+        )
+        yield row
+        for text in self.lines():
+            yield Text(text, no_wrap=True, overflow="ellipsis")
 
     def start(self) -> None:
         if self.mode == "rich":
