@@ -45,7 +45,7 @@ from ._models import (
     SequenceTemplate,
     lead_wire,
 )
-from ._results import BatchSubmission
+from ._results import AcceptedRequest, BatchSubmission
 from ._spec.contract import SEQUENCE_FILTER_DEFAULT, SEQUENCE_FILTERS
 from ._spec.validation import Problem, check_leads
 from ._transport import Transport, redact_url
@@ -401,6 +401,8 @@ class UpscaleClient(AsyncResource):
         batch: BatchPolicy | None = None,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
+        on_accepted: AcceptedCallback | None = None,
+        accepted: Iterable[AcceptedRequest] = (),
     ) -> AbstractAsyncContextManager[Outcomes]:
         """The whole pipeline: submit, await, and hand out a :class:`LeadOutcome` per lead.
 
@@ -414,6 +416,12 @@ class UpscaleClient(AsyncResource):
         nothing running; an exception raised in your loop comes out unchanged. When the
         batch stopped early (see :meth:`submit_batch`), its :class:`BatchInterruptedError`
         is raised at the end of the block, after every lead has come out.
+
+        ``on_accepted`` hears of each accepted request before it is awaited (pass
+        ``BatchJournal.record`` to make it durable first). ``accepted`` are requests accepted
+        earlier (``BatchJournal.accepted`` of an interrupted run): they are awaited with the
+        batch and their leads come out like the batch's, without being sent again (leave
+        them out of ``leads``, e.g. with ``journal.skip_accepted(leads)``).
         """
         return open_generate(
             self._api,
@@ -424,4 +432,6 @@ class UpscaleClient(AsyncResource):
             batch=batch or self.batch,
             timeout=timeout,
             on_progress=on_progress,
+            on_accepted=on_accepted,
+            accepted=accepted,
         )

@@ -8,6 +8,7 @@ case a delivery is lost. A shared limiter caps retrieve calls in flight across a
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -20,7 +21,7 @@ import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._api import Api
-from ._batch import LeadSource, ProgressCallback, submit_batch
+from ._batch import AcceptedCallback, LeadSource, ProgressCallback, submit_batch
 from ._config import BatchPolicy, PollPolicy
 from ._errors import (
     AuthenticationError,
@@ -323,13 +324,19 @@ class _Pipeline:
         leads: LeadSource,
         policy: BatchPolicy,
         on_progress: ProgressCallback | None,
+        on_accepted: AcceptedCallback | None = None,
+        accepted: Iterable[AcceptedRequest] = (),
     ) -> None:
         """Submit, await every accepted request, and account for every other lead."""
         async with self.send:
             try:
                 self.types = self.message_types(campaign)
                 async with anyio.create_task_group() as waiters:
-                    batch = await self.submit(waiters, campaign, leads, policy, on_progress)
+                    for request in accepted:
+                        waiters.start_soon(self.complete, request)
+                    batch = await self.submit(
+                        waiters, campaign, leads, policy, on_progress, on_accepted
+                    )
                     if batch is not None:
                         await self.unsent(batch)
             except Exception as exc:  # raised by open_generate, outside the task groups
@@ -343,10 +350,16 @@ class _Pipeline:
         leads: LeadSource,
         policy: BatchPolicy,
         on_progress: ProgressCallback | None,
+        also_on_accepted: AcceptedCallback | None = None,
     ) -> BatchSubmission | None:
         """Run the batch, starting a waiter per accepted request; the batch's result."""
 
-        def on_accepted(request: AcceptedRequest) -> None:
+        async def on_accepted(request: AcceptedRequest) -> None:
+            # The caller's callback first (a journal makes the request durable), then the wait.
+            if also_on_accepted is not None:
+                result = also_on_accepted(request)
+                if inspect.isawaitable(result):
+                    await result
             waiters.start_soon(self.complete, request)
 
         try:
@@ -463,6 +476,8 @@ async def open_generate(
     batch: BatchPolicy,
     timeout: float | None,
     on_progress: ProgressCallback | None,
+    on_accepted: AcceptedCallback | None = None,
+    accepted: Iterable[AcceptedRequest] = (),
 ) -> AsyncIterator[Outcomes]:
     """Run a :class:`_Pipeline` in a task group while the caller reads its outcomes.
 
@@ -474,7 +489,7 @@ async def open_generate(
     pipeline = _Pipeline(api, send, hub=hub, poll=poll, timeout=timeout)
     raised: Exception | None = None
     async with anyio.create_task_group() as tg:
-        tg.start_soon(pipeline.run, campaign, leads, batch, on_progress)
+        tg.start_soon(pipeline.run, campaign, leads, batch, on_progress, on_accepted, accepted)
         try:
             async with receive:
                 yield receive

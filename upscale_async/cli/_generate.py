@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Final, Literal
+from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
 import anyio
 import attrs
 
 from .. import (
+    AcceptedRequest,
     Account,
     BatchInterruptedError,
+    BatchJournal,
     BatchPolicy,
+    BatchProgress,
     Campaign,
+    LeadOutcome,
+    Outcomes,
     PollPolicy,
     StopReason,
     UpscaleClient,
@@ -28,6 +36,7 @@ from .._config import ENV_API_KEY
 from ..webhooks import DEFAULT_WEBHOOK_PATH
 from ._files import ExtraPolicy, InputError, LeadFile, ResultWriter, count_records, open_results
 from ._progress import Progress, fit_terminal
+from ._resume import PENDING, LeadGate, Previous, default_journal, lead_key, open_journal
 
 if TYPE_CHECKING:
     from ..emulator import Emulator
@@ -110,6 +119,8 @@ async def connect(
 _INCOMPLETE_STOPS: Final = frozenset(
     {StopReason.INSUFFICIENT_CREDITS, StopReason.SERVICE_UNAVAILABLE}
 )
+#: Outcomes that leave a lead to a resumed run.
+_UNFINISHED: Final = (PENDING, "not_submitted", "submit_failed", "timed_out")
 
 
 @attrs.frozen(kw_only=True)
@@ -134,6 +145,37 @@ class GenerateOptions:
     webhook_secret: str | None = None
     timeout: float | None = None
     quiet: bool = False
+    resume: bool = False
+    journal: Path | None = None
+    """Where to keep the journal of accepted requests (default: beside ``out``)."""
+    no_journal: bool = False
+
+    @property
+    def journal_path(self) -> Path | None:
+        """The journal's path, or None when there is none (``--no-journal``, results on stdout)."""
+        if self.no_journal or str(self.out) == "-":
+            return None
+        return self.journal or default_journal(self.out)
+
+    def resume_command(self) -> str:
+        """The command that continues this run (the same options, plus ``--resume``)."""
+        words = ["upscale-async", "generate", str(self.leads), "--campaign"]
+        words += [str(self.campaign_path), "--out", str(self.out)]
+        if self.journal is not None:
+            words += ["--journal", str(self.journal)]
+        return shlex.join([*words, "--resume"]) + " (with the same other options)"
+
+
+@attrs.frozen
+class Files:
+    """What a run opened before anything is sent: leads, results, journal, the run resumed."""
+
+    leads: LeadFile
+    out: IO[str]
+    journal: BatchJournal | None = None
+    previous: Previous | None = None
+    temporary: Path | None = None
+    """Where a resumed run writes; it replaces ``out`` when the run ends."""
 
 
 @attrs.define
@@ -145,6 +187,10 @@ class Summary:
     """Records of the leads file that could not be read (written as rejected records)."""
     unreadable_messages: list[str] = attrs.Factory(list)
     """The first MAX_SHOWN of their messages, for stderr."""
+    interrupted: int | None = None
+    """The signal that stopped the run (SIGINT, SIGTERM), if one did."""
+    advice: list[str] = attrs.Factory(list)
+    """What to do next (how to resume), one line each."""
 
     @property
     def total(self) -> int:
@@ -156,6 +202,8 @@ class Summary:
 
     def text(self) -> str:
         parts = ", ".join(f"{self.counts[key]} {label}" for key, label in OUTCOMES)
+        if self.counts[PENDING]:
+            parts += f", {self.counts[PENDING]} pending"
         credits = "" if self.credits_used is None else f"; {self.credits_used} credits used"
         return f"{self.total} leads in {self.elapsed:.1f} s: {parts}{credits}"
 
@@ -184,21 +232,46 @@ def _poll_policy(options: GenerateOptions, embedded: bool) -> PollPolicy:
     return policy
 
 
-def open_files(options: GenerateOptions) -> tuple[LeadFile, IO[str]]:
-    """Open the leads and the results file (before anything starts); InputError on problems."""
-    leads = LeadFile(
-        options.leads,
-        options.leads_format,
-        options.extra_fields,
-        encoding=options.encoding,
-        delimiter=options.delimiter,
-    )
+def _previous_and_journal(options: GenerateOptions) -> tuple[Previous | None, BatchJournal | None]:
+    """The run being resumed (read before anything is overwritten) and the journal."""
+    path = options.journal_path
+    if options.resume and path is None:
+        raise InputError("--resume needs a journal: --out must be a file, without --no-journal")
+    previous = None
+    if options.resume:
+        types = list(options.campaign.message_types)
+        previous = Previous.load(options.out, options.out_format, types)
+    return previous, None if path is None else open_journal(path, resume=options.resume)
+
+
+def open_files(options: GenerateOptions) -> Files:
+    """Open the leads, the journal and the results file (before anything starts).
+
+    InputError on problems; a journal left by an unfinished run is refused without --resume,
+    before the results file is touched.
+    """
+    previous, journal = _previous_and_journal(options)
+    temporary = None if previous is None else options.out.with_name(options.out.name + ".resuming")
     try:
-        out = open_results(options.out, [options.leads, options.campaign_path])
+        leads = LeadFile(
+            options.leads,
+            options.leads_format,
+            options.extra_fields,
+            encoding=options.encoding,
+            delimiter=options.delimiter,
+        )
+    except BaseException:
+        if journal is not None:
+            journal.close()
+        raise
+    try:
+        out = open_results(temporary or options.out, [options.leads, options.campaign_path])
     except BaseException:
         leads.close()
+        if journal is not None:
+            journal.close()
         raise
-    return leads, out
+    return Files(leads, out, journal, previous, temporary)
 
 
 async def _open_receiver(
@@ -249,19 +322,60 @@ async def _open_receiver(
     return hub, campaign
 
 
-class _Run:
-    """One ``generate`` run's output side: the results file, the counts and the display."""
+@contextmanager
+def _catch_signals(caught: list[int]) -> Iterator[None]:
+    """Until the pipeline listens, remember SIGINT and SIGTERM instead of dying of them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signums = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in signums}
+    for s in signums:
+        signal.signal(s, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
-    def __init__(self, options: GenerateOptions, leads: LeadFile, out: IO[str]) -> None:
+
+class _Run:
+    """One ``generate`` run's output side: the results file, the counts and the display.
+
+    It also handles SIGINT and SIGTERM: the first stops taking leads (the gate closes), lets
+    the requests in flight be answered and journaled, then stops reading outcomes and writes
+    a record for every lead that has none (``pending`` or ``not_submitted``); a second one
+    stops at once.
+    """
+
+    def __init__(self, options: GenerateOptions, files: Files) -> None:
         self.options = options
-        self.leads = leads
+        self.leads = files.leads
+        self.journal = files.journal
         self.writer = ResultWriter(
-            out, options.out_format, options.campaign.message_types, options.leads
+            files.out, options.out_format, options.campaign.message_types, options.leads
         )
         self.summary = Summary()
         self.progress = Progress.choose(count_records(options.leads), quiet=options.quiet)
         if options.leads_format == "csv" and self.progress.total is not None:
             self.progress.total -= 1  # the header
+        self.duplicates: list[Any] = []
+        previous = files.previous
+        self.awaited: list[AcceptedRequest] = []
+        self.awaiting: dict[str, str] = {}  # lead id -> request id, for awaited leads
+        source: Iterable[Any] = self.leads
+        if previous is not None and self.journal is not None:
+            self.awaited, self.awaiting = previous.awaiting(self.journal)
+            source = previous.unsent(self.leads, self.journal, self.duplicates.append)
+            for record in previous.records:
+                self.writer.write(record)
+                self.record(record["outcome"])
+        self.awaited_ids = {r.secure_request_id for r in self.awaited}
+        self.gate = LeadGate(source)
+        self.last: BatchProgress | None = None
+        self.reading = anyio.CancelScope()
+        self.early_signals: list[int] = []
+        """Signals caught before the pipeline's handler was installed."""
 
     def record(self, outcome: str) -> None:
         """Count one lead's outcome."""
@@ -277,6 +391,129 @@ class _Run:
             summary.unreadable += 1
             if len(summary.unreadable_messages) < MAX_SHOWN:
                 summary.unreadable_messages.append(problem.message)
+        while self.duplicates:
+            lead = self.duplicates.pop(0)
+            message = (
+                f"automation_tool_lead_id must be unique but {lead_key(lead)!r} was seen "
+                "before (that lead was already sent)"
+            )
+            self.write(
+                LeadOutcome(lead_id=lead_key(lead), outcome="rejected", reason=message, lead=lead)
+            )
+
+    def write(self, outcome: LeadOutcome) -> None:
+        """Write one lead's record (none for a lead a resumed run already has)."""
+        awaited = outcome.secure_request_id in self.awaited_ids
+        if awaited and self.awaiting.pop(str(outcome.lead_id), None) is None:
+            return  # final in the results being resumed
+        self.writer.outcome(outcome)
+        self.record(outcome.outcome)
+        self.gate.settle(outcome)
+
+    def on_batch(self, progress: BatchProgress) -> None:
+        self.progress.on_batch(progress)
+        self.last = progress
+        if self.summary.interrupted is not None:
+            self.check_submitted()
+
+    def check_submitted(self) -> None:
+        """Once every lead taken is accounted for (nothing in flight), stop reading outcomes."""
+        p = self.last
+        seen = 0 if p is None else p.leads_seen
+        done = 0
+        if p is not None:
+            done = p.leads_accepted + p.leads_rejected + p.leads_failed + p.leads_not_submitted
+        if self.gate.count == seen == done:
+            self.reading.cancel()
+
+    def on_signal(self, signum: int) -> None:
+        """SIGINT or SIGTERM: stop sending, then write what is left (a second one: at once)."""
+        if self.summary.interrupted is not None:
+            note("stopping at once: leads of requests still in flight are written not_submitted")
+            self.reading.cancel()
+            return
+        self.summary.interrupted = int(signum)
+        note(
+            f"{signal.Signals(signum).name}: sending nothing more; waiting for the requests in "
+            "flight, then writing a record for every lead (again to stop at once)"
+        )
+        self.gate.close()
+        self.check_submitted()
+
+    def take_early_signals(self) -> None:
+        while self.early_signals:
+            self.on_signal(self.early_signals.pop(0))
+
+    async def watch_signals(self) -> None:
+        """Handle SIGINT and SIGTERM while the pipeline runs (and those caught before it)."""
+        self.take_early_signals()
+        try:
+            receiver = anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+            signals = receiver.__enter__()
+        except (ValueError, RuntimeError, NotImplementedError):
+            return  # not the main thread: Ctrl-C stays a KeyboardInterrupt
+        try:
+            self.take_early_signals()
+            async for signum in signals:
+                self.on_signal(signum)
+        finally:
+            receiver.__exit__(None, None, None)
+
+    def write_unfinished(self) -> None:
+        """After an interrupt: a record for every lead that has none, in input order."""
+        journal = self.journal
+        sent = (
+            {}
+            if journal is None
+            else {i: r.secure_request_id for r in journal.accepted for i in r.lead_ids}
+        )
+        for lead in list(self.gate.unsettled.values()):
+            key = lead_key(lead)
+            request_id = sent.get(key) if key is not None else None
+            if request_id is not None:
+                self.pending(key, request_id, lead)
+            else:
+                self.not_sent(lead)
+        for key, request_id in self.awaiting.items():
+            self.pending(key, request_id, None)
+        self.awaiting.clear()
+        for lead in self.gate.rest():
+            self.drain_problems()
+            self.not_sent(lead)
+        self.drain_problems()
+
+    def pending(self, lead_id: str | None, request_id: str, lead: Any) -> None:
+        record: dict[str, Any] = {"lead_id": lead_id, "outcome": PENDING}
+        line = getattr(lead, "line", None)
+        if line is not None:
+            record["line"] = line
+        record["secure_request_id"] = request_id
+        record["reason"] = (
+            "accepted (and charged) before the run was interrupted; --resume collects it"
+        )
+        self.writer.write(record)
+        self.record(PENDING)
+
+    def not_sent(self, lead: Any) -> None:
+        reason = "not sent: the run was interrupted; --resume sends it"
+        self.writer.outcome(
+            LeadOutcome(lead_id=lead_key(lead), outcome="not_submitted", reason=reason, lead=lead)
+        )
+        self.record("not_submitted")
+
+    async def read_outcomes(self, outcomes: Outcomes) -> None:
+        """Write every outcome as it comes; after an interrupt, only those already out."""
+        with self.reading:
+            async for outcome in outcomes:
+                self.drain_problems()
+                self.write(outcome)
+        if self.summary.interrupted is None:
+            return
+        while True:
+            try:
+                self.write(outcomes.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                return
 
     async def write_outcomes(
         self, client: UpscaleClient, campaign: Campaign, hub: CompletionHub | None, embedded: bool
@@ -285,40 +522,62 @@ class _Run:
         options = self.options
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.progress.run)
+            tg.start_soon(self.watch_signals)
             try:
                 async with client.generate(
                     campaign,
-                    self.leads,
+                    self.gate,
                     hub=hub,
                     poll=_poll_policy(options, embedded),
                     batch=options.batch,
                     timeout=options.timeout,
-                    on_progress=self.progress.on_batch,
+                    on_progress=self.on_batch,
+                    on_accepted=None if self.journal is None else self.journal.record,
+                    accepted=self.awaited,
                 ) as outcomes:
-                    async for outcome in outcomes:
-                        self.drain_problems()
-                        self.writer.outcome(outcome)
-                        self.record(outcome.outcome)
+                    await self.read_outcomes(outcomes)
             except BatchInterruptedError as exc:
                 # Every lead is in the results already; credits running out and a service
                 # that looks down end the run as incomplete, the rest as errors.
                 if exc.reason not in _INCOMPLETE_STOPS:
                     raise
                 note(f"stopped early: {exc.__cause__ or exc}")
+            if self.summary.interrupted is not None:
+                self.write_unfinished()
             self.drain_problems()
             tg.cancel_scope.cancel()
 
+    def finish(self, files: Files) -> None:
+        """Put a resumed run's results in place; keep or remove the journal; say what is next."""
+        summary = self.summary
+        if files.temporary is not None:
+            os.replace(files.temporary, self.options.out)
+        journal = files.journal
+        if journal is None:
+            return
+        journal.close()
+        unfinished = sum(summary.counts[k] for k in _UNFINISHED)
+        if unfinished == 0 and summary.interrupted is None:
+            journal.path.unlink(missing_ok=True)  # nothing left to resume
+            return
+        summary.advice.append(
+            f"{unfinished} leads have no final record (pending, not sent, or timed out); "
+            f"the journal {journal.path} keeps what Upscale accepted. Continue with:"
+        )
+        summary.advice.append(f"  {self.options.resume_command()}")
 
-async def run_generate(
-    options: GenerateOptions, target: Target, leads: LeadFile, out: IO[str]
-) -> Summary:
-    """Run the whole job (closing both files); raises UpscaleError from the SDK."""
+
+async def run_generate(options: GenerateOptions, target: Target, files: Files) -> Summary:
+    """Run the whole job (closing the files); raises UpscaleError from the SDK."""
     started = time.monotonic()
     emu = target.emulator
     async with AsyncExitStack() as stack:
-        stack.callback(leads.close)
-        stack.enter_context(out)
-        run = _Run(options, leads, out)
+        stack.callback(files.leads.close)
+        stack.enter_context(files.out)
+        if files.journal is not None:
+            stack.callback(files.journal.close)
+        run = _Run(options, files)
+        stack.enter_context(_catch_signals(run.early_signals))
         hub, campaign = await _open_receiver(stack, options, emu)
         client = UpscaleClient(target.api_key, base_url=target.base_url)
         await stack.enter_async_context(client)
@@ -334,6 +593,7 @@ async def run_generate(
             credits_after = await _credits(client)
             if credits_after is not None:
                 summary.credits_used = credits_before - credits_after
+    run.finish(files)
     summary.elapsed = time.monotonic() - started
     return summary
 

@@ -252,6 +252,28 @@ def _add_generate(commands: Any) -> None:
         help="overall deadline in seconds; leads not complete by then are 'timed_out'",
     )
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    _add_resume(gen)
+
+
+def _add_resume(gen: argparse.ArgumentParser) -> None:
+    group = gen.add_argument_group("interrupt and resume")
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help=(
+            "continue an interrupted run: keep its final records, collect the requests Upscale "
+            "already accepted (from the journal) and send only the leads never accepted; "
+            "--out is rewritten with one record per lead"
+        ),
+    )
+    group.add_argument(
+        "--journal",
+        type=Path,
+        help="journal of accepted requests (default: OUT.journal, removed when the run finishes)",
+    )
+    group.add_argument(
+        "--no-journal", action="store_true", help="keep no journal (the run cannot be resumed)"
+    )
 
 
 def _add_waiting(gen: argparse.ArgumentParser) -> None:
@@ -424,6 +446,9 @@ def _generate_options(args: argparse.Namespace) -> GenerateOptions:
         webhook_secret=args.webhook_secret,
         timeout=args.timeout,
         quiet=args.quiet,
+        resume=args.resume,
+        journal=args.journal,
+        no_journal=args.no_journal,
     )
 
 
@@ -435,7 +460,7 @@ async def _run(
     embedded: bool,
     rate: float = EMULATOR_RATE,
 ) -> Summary:
-    leads, out = open_files(options)
+    files = open_files(options)
     async with connect(
         api_key=api_key,
         base_url=base_url,
@@ -443,7 +468,7 @@ async def _run(
         webhooks=not options.poll,
         rate=rate,
     ) as target:
-        return await run_generate(options, target, leads, out)
+        return await run_generate(options, target, files)
 
 
 def _report(summary: Summary, out: Path) -> None:
@@ -455,7 +480,9 @@ def _report(summary: Summary, out: Path) -> None:
     note(summary.text())
     note(f"results written to {display_name(out, 'stdout')}")
     missing = summary.counts["not_submitted"] + summary.counts["submit_failed"]
-    if missing:
+    for line in summary.advice:
+        note(line)
+    if missing and not summary.advice:
         note(
             f"{missing} leads were not accepted (records 'not_submitted'/'submit_failed' carry "
             "the lead): fix the cause (credits, key, service) and run them again"
@@ -471,6 +498,8 @@ async def _generate(args: argparse.Namespace) -> int:
         note("--webhook-secret is ignored: the embedded emulator signs with its own secret")
     summary = await _run(options, api_key=args.api_key, base_url=args.base_url, embedded=embedded)
     _report(summary, options.out)
+    if summary.interrupted is not None:
+        return 128 + summary.interrupted  # 130 for SIGINT, 143 for SIGTERM
     if summary.unreadable:
         return EXIT_USAGE  # an input error, even though the rest of the file went through
     return EXIT_OK if summary.all_generated else EXIT_INCOMPLETE
