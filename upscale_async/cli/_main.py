@@ -205,34 +205,7 @@ def _add_generate(commands: Any) -> None:
             "jsonl for - or no extension)"
         ),
     )
-    gen.add_argument(
-        "--in-format",
-        choices=("csv", "jsonl"),
-        help="leads format (default: from the LEADS extension: .csv, else JSON lines; csv for -)",
-    )
-    gen.add_argument(
-        "--encoding",
-        type=_encoding,
-        default=DEFAULT_ENCODING,
-        help=(
-            f"text encoding of the leads file (default: {DEFAULT_ENCODING}); Excel on Windows "
-            "writes cp1252: try --encoding cp1252 or latin-1"
-        ),
-    )
-    gen.add_argument(
-        "--delimiter",
-        type=_delimiter,
-        help="CSV delimiter: one character, or tab (default: sniffed from the header: , ; tab |)",
-    )
-    gen.add_argument(
-        "--extra-fields",
-        choices=("error", "ignore", "send"),
-        default="error",
-        help=(
-            "columns/keys that are not lead fields: an input error (default), ignored, or sent "
-            "with each lead as extra fields"
-        ),
-    )
+    _add_reading(gen)
     gen.add_argument(
         "--chunk-size",
         type=_positive_int,
@@ -273,6 +246,38 @@ def _add_resume(gen: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--no-journal", action="store_true", help="keep no journal (the run cannot be resumed)"
+    )
+
+
+def _add_reading(gen: argparse.ArgumentParser) -> None:
+    """The options that say how to read LEADS."""
+    gen.add_argument(
+        "--in-format",
+        choices=("csv", "jsonl"),
+        help="leads format (default: from the LEADS extension: .csv, else JSON lines; csv for -)",
+    )
+    gen.add_argument(
+        "--encoding",
+        type=_encoding,
+        default=DEFAULT_ENCODING,
+        help=(
+            f"text encoding of the leads file (default: {DEFAULT_ENCODING}); Excel on Windows "
+            "writes cp1252: try --encoding cp1252 or latin-1"
+        ),
+    )
+    gen.add_argument(
+        "--delimiter",
+        type=_delimiter,
+        help="CSV delimiter: one character, or tab (default: sniffed from the header: , ; tab |)",
+    )
+    gen.add_argument(
+        "--extra-fields",
+        choices=("error", "ignore", "send"),
+        default="error",
+        help=(
+            "columns/keys that are not lead fields: an input error (default), ignored, or sent "
+            "with each lead as extra fields"
+        ),
     )
 
 
