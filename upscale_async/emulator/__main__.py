@@ -68,7 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="a revoked key (repeatable)",
     )
-    add("--credits", type=int, default=DEFAULT_CREDITS, help="credits per key")
+    add(
+        "--credits",
+        type=int,
+        default=DEFAULT_CREDITS,
+        help=f"credits per key; a request beyond them gets 402 (default: {DEFAULT_CREDITS})",
+    )
     add("--webhook-secret", default=DEFAULT_WEBHOOK_SECRET, help="whsec_ secret signing webhooks")
     add("--no-webhooks", action="store_true", help="no webhook secret: send no webhooks")
     add("--messages-per-second", type=float, default=0.0, help="generation rate (0 = instant)")
