@@ -9,11 +9,12 @@
     upscale-async emulator [--port 8080 ...]
     upscale-async demo [--leads 300] [--out ./upscale-demo]
 
-Without an API key (``--api-key`` or ``UPSCALE_API_KEY``), ``generate`` and ``demo`` run
-against the embedded emulator and say so. Exit status: 0 success (for ``generate``: every
-lead generated), 1 some leads not generated or the service failed, 2 usage or input errors
-(for ``generate``, also when some records of the leads file could not be read: the run
-goes on and they are in the results as ``rejected`` records naming their line).
+Without an API key (``--api-key`` or ``UPSCALE_API_KEY``), ``generate`` runs against the
+embedded emulator and says so; ``demo`` always does. Exit status: 0 success (for ``generate``:
+every lead generated), 1 some leads not generated or the service failed, 2 usage or input errors
+(for ``generate``, also when some records of the leads file could not be read: the run goes on
+and they are in the results as ``rejected`` records naming their line), 130 interrupted by
+SIGINT and 143 by SIGTERM (every lead has a record; ``--resume`` continues).
 """
 
 from __future__ import annotations
@@ -154,10 +155,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Personalised LinkedIn outreach messages from the Upscale API, from the shell.",
         epilog=(
             f"Environment: {ENV_API_KEY} (API key), {ENV_BASE_URL} (API base URL), "
-            f"{ENV_WEBHOOK_SECRET} (webhook signing secret). Without an API key, generate and "
-            "demo use the embedded emulator. Exit status: 0 success, 1 some leads not "
+            f"{ENV_WEBHOOK_SECRET} (webhook signing secret). Without an API key, generate uses "
+            "the embedded emulator; demo always does. Exit status: 0 success, 1 some leads not "
             "generated or a service error, 2 usage or input error (including unreadable "
-            "records in the leads file)."
+            "records in the leads file), 130 interrupted (SIGINT), 143 terminated (SIGTERM): "
+            "every lead has a record, and --resume continues."
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

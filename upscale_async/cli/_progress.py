@@ -19,7 +19,7 @@ from .. import BatchProgress
 
 __all__ = ["CLI_EXTRA_HINT", "Progress", "fit_terminal"]
 
-CLI_EXTRA_HINT: Final = "pip install 'upscale_async[cli]'"
+CLI_EXTRA_HINT: Final = "install the cli extra (pip install -e '.[cli]' in your clone)"
 DEFAULT_INTERVAL: Final = 2.0
 #: The live display's bar: this wide at most, and at least MIN_BAR when the terminal allows.
 MAX_BAR: Final = 40
