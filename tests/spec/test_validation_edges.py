@@ -134,6 +134,7 @@ def test_sequence_rules(sequence: object, messages: list[str]) -> None:
     """Each message_sequence rule gives exactly the server's message, and no types."""
     problems, types = check_sequence(sequence)
     assert _messages(problems) == messages
+    assert all(message.startswith(path + " ") for path, message in problems)  # the server's form
     if not isinstance(sequence, list) or not sequence:
         assert types == []
 
