@@ -126,6 +126,9 @@ def _check_verifier(verifier: object) -> None:
 WebhookHandler = Callable[[web.Request], Awaitable[web.Response]]
 """The type of the aiohttp.web handler that :func:`webhook_handler` returns."""
 
+OnRejected = Callable[[WebhookVerificationError | WebhookPayloadError], object]
+"""The type of ``on_rejected``: called with the error of each webhook rejected (401, 400, 413)."""
+
 _OK = b'{"ok":true}'
 _DUPLICATE = b'{"ok":true,"duplicate":true}'
 
@@ -158,6 +161,7 @@ def webhook_handler(
     verifier: WebhookVerifier,
     *,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    on_rejected: OnRejected | None = None,
 ) -> WebhookHandler:
     """An aiohttp.web handler that verifies completion webhooks and delivers them to ``hub``.
 
@@ -169,8 +173,12 @@ def webhook_handler(
     signature, 400 for a body that is not a JSON completion event, 413 for a body over
     ``max_body_size`` (Content-Length is checked before reading, and the read is capped). The
     Content-Type is not checked: the signature covers the raw body, which must be JSON.
-    Its log lines (one per rejected webhook) are rate-limited: at most 10 a second, then a
-    count of those suppressed.
+    Its log lines (one per rejected webhook, at INFO) are rate-limited: at most 10 a second,
+    then a count of those suppressed. To act on rejections (a wrong secret rejects every
+    delivery), pass ``on_rejected``: it is called in the request, before the answer, with the
+    :class:`~upscale_async.WebhookVerificationError` (401) or
+    :class:`~upscale_async.WebhookPayloadError` (400, 413) of each rejected webhook; what it
+    raises is logged, and the answer stays the same.
 
     Example::
 
@@ -179,20 +187,47 @@ def webhook_handler(
     _check_verifier(verifier)
     if max_body_size < 1:
         raise ValueError(f"max_body_size must be >= 1, not {max_body_size!r}")
+    _check_callback(on_rejected)
     defaults = ReceiverLimits()
     log = FloodLog(logger, defaults.max_log_lines, defaults.log_period)
-    return _make_handler(hub, verifier, max_body_size, log)
+    return _make_handler(hub, verifier, max_body_size, log, on_rejected)
+
+
+def _check_callback(on_rejected: object) -> None:
+    if on_rejected is not None and not callable(on_rejected):
+        raise TypeError(f"on_rejected must be callable or None, not {on_rejected!r}")
+
+
+def _rejected(
+    log: FloodLog,
+    on_rejected: OnRejected | None,
+    status: int,
+    error: WebhookVerificationError | WebhookPayloadError,
+    remote: str | None,
+) -> web.Response:
+    """Log a rejected webhook, tell ``on_rejected``, and answer ``status``."""
+    log.info("webhook from %s rejected (%d): %s", remote, status, error)
+    if on_rejected is not None:
+        try:
+            on_rejected(error)
+        except Exception:
+            log.exception("on_rejected raised for a webhook rejected (%d)", status)
+    return _error(status, str(error))
 
 
 def _make_handler(
-    hub: CompletionHub, verifier: WebhookVerifier, limit: int, log: FloodLog
+    hub: CompletionHub,
+    verifier: WebhookVerifier,
+    limit: int,
+    log: FloodLog,
+    on_rejected: OnRejected | None = None,
 ) -> WebhookHandler:
     too_large = f"webhook body is larger than the limit of {limit} bytes"
 
     async def handle_upscale_webhook(request: web.Request) -> web.Response:
         length = request.content_length
         if length is not None and length > limit:
-            return _error(413, too_large)
+            return _rejected(log, on_rejected, 413, WebhookPayloadError(too_large), request.remote)
         if length is not None and request.content.is_eof():  # all here already: no wait
             body: bytes | None = await request.read()
         else:
@@ -202,15 +237,13 @@ def _make_handler(
             except TimeoutError:
                 return _error(408, f"webhook body not received within {_READ_TIMEOUT:g} s")
         if body is None:
-            return _error(413, too_large)
+            return _rejected(log, on_rejected, 413, WebhookPayloadError(too_large), request.remote)
         try:
             event = parse_webhook(body, request.headers, verifier, max_body_size=limit)
         except WebhookVerificationError as exc:
-            log.info("webhook from %s rejected (401): %s", request.remote, exc)
-            return _error(401, str(exc))
+            return _rejected(log, on_rejected, 401, exc, request.remote)
         except WebhookPayloadError as exc:
-            log.info("webhook from %s rejected (400): %s", request.remote, exc)
-            return _error(400, str(exc))
+            return _rejected(log, on_rejected, 400, exc, request.remote)
         new = await hub.deliver(event)
         return web.Response(body=_OK if new else _DUPLICATE, content_type="application/json")
 
@@ -229,7 +262,8 @@ class WebhookReceiver:
     keep-alive connection is closed after 60 s; at most 1,024 connections are open at once
     (one more is closed as soon as it is accepted, so file descriptors remain); a body is
     read within 10 s and up to ``max_body_size``; and the receiver's log lines are limited
-    to 10 a second, then one line counting those suppressed.
+    to 10 a second, then one line counting those suppressed. ``on_rejected`` is called with
+    the error of each rejected webhook, as in :func:`webhook_handler`.
 
     Example::
 
@@ -251,12 +285,14 @@ class WebhookReceiver:
         path: str = DEFAULT_WEBHOOK_PATH,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         limits: ReceiverLimits = ReceiverLimits(),
+        on_rejected: OnRejected | None = None,
     ) -> None:
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/', not {path!r}")
         if not isinstance(limits, ReceiverLimits):
             raise TypeError(f"limits must be a ReceiverLimits, not {type(limits).__name__}")
-        webhook_handler(hub, verifier, max_body_size=max_body_size)  # checks the arguments
+        # Checks the arguments.
+        webhook_handler(hub, verifier, max_body_size=max_body_size, on_rejected=on_rejected)
         self.hub = hub
         self.host = host
         self.path = path
@@ -264,7 +300,7 @@ class WebhookReceiver:
         self.max_body_size = max_body_size
         self.limits = limits
         self._log = FloodLog(logger, limits.max_log_lines, limits.log_period)
-        self._handler = _make_handler(hub, verifier, max_body_size, self._log)
+        self._handler = _make_handler(hub, verifier, max_body_size, self._log, on_rejected)
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
         self._gate: Gate | None = None
