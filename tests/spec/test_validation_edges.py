@@ -94,6 +94,16 @@ def test_join_messages_uses_single_spaces() -> None:
             id="number-entry",
         ),
         pytest.param(
+            [None, "breakup"],
+            [
+                "message_sequence[0] must be a messageType string or an object with step and "
+                "messageType",
+                "message_sequence[1] must be one of connection_request, first_follow_up, "
+                "stage_ambition, share_material, hiring_activity but was 'breakup'",
+            ],
+            id="entries-after-a-bad-one-are-checked",
+        ),
+        pytest.param(
             [{"messageType": "connection_request"}],
             ["message_sequence[0].step is required but was missing or blank"],
             id="object-without-step",
