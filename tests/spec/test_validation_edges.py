@@ -94,11 +94,11 @@ def test_join_messages_uses_single_spaces() -> None:
             id="number-entry",
         ),
         pytest.param(
-            [None, "breakup"],
+            ["connection_request", None, "breakup"],
             [
-                "message_sequence[0] must be a messageType string or an object with step and "
+                "message_sequence[1] must be a messageType string or an object with step and "
                 "messageType",
-                "message_sequence[1] must be one of connection_request, first_follow_up, "
+                "message_sequence[2] must be one of connection_request, first_follow_up, "
                 "stage_ambition, share_material, hiring_activity but was 'breakup'",
             ],
             id="entries-after-a-bad-one-are-checked",
