@@ -31,6 +31,8 @@ from .. import (
     StopReason,
     UpscaleClient,
     UpscaleError,
+    WebhookPayloadError,
+    WebhookVerificationError,
 )
 from .._config import ENV_API_KEY
 from ..webhooks import DEFAULT_WEBHOOK_PATH
@@ -275,7 +277,7 @@ def open_files(options: GenerateOptions) -> Files:
 
 
 async def _open_receiver(
-    stack: AsyncExitStack, options: GenerateOptions, emu: Emulator | None
+    stack: AsyncExitStack, options: GenerateOptions, emu: Emulator | None, alarm: SignatureAlarm
 ) -> tuple[CompletionHub | None, Campaign]:
     """Start the webhook receiver (unless polling); the hub and the campaign to send."""
     from ..webhooks import CompletionHub, StandardWebhooksVerifier, WebhookReceiver
@@ -283,11 +285,7 @@ async def _open_receiver(
     campaign = options.campaign
     if options.poll:
         return None, campaign
-    secret = (
-        emu.webhook_secret
-        if emu is not None
-        else options.webhook_secret or os.environ.get(ENV_WEBHOOK_SECRET)
-    )
+    secret = _webhook_secret(options, emu)
     if not secret:
         note(
             f"no webhook secret (--webhook-secret or {ENV_WEBHOOK_SECRET}): "
@@ -305,6 +303,7 @@ async def _open_receiver(
         host=options.webhook_host,
         port=options.webhook_port,
         path=options.webhook_path,
+        on_rejected=alarm.on_rejected,
     )
     try:
         await stack.enter_async_context(receiver)
@@ -320,6 +319,47 @@ async def _open_receiver(
         "must route to it (polling slowly as a fallback)"
     )
     return hub, campaign
+
+
+class SignatureAlarm:
+    """Counts webhooks rejected for their signature, and warns once, soon after the first.
+
+    A wrong secret rejects every delivery: without this the run waits for the fallback poll
+    in silence (the receiver logs rejections at INFO only).
+    """
+
+    #: How long after the first rejection the warning comes (so that it can count a few).
+    DELAY: Final = 1.0
+
+    def __init__(self, fallback_interval: float) -> None:
+        self.fallback_interval = fallback_interval
+        self.rejected = 0
+        self.first = anyio.Event()
+
+    def on_rejected(self, error: WebhookVerificationError | WebhookPayloadError) -> None:
+        """``WebhookReceiver(on_rejected=...)``: count bad signatures (not bad bodies)."""
+        if isinstance(error, WebhookVerificationError):
+            self.rejected += 1
+            self.first.set()
+
+    async def watch(self) -> None:
+        """Warn once, ``DELAY`` seconds after the first bad signature (until cancelled)."""
+        await self.first.wait()
+        await anyio.sleep(self.DELAY)
+        n = self.rejected
+        note(
+            f"warning: {n} webhook{'s were' if n != 1 else ' was'} rejected for a bad "
+            f"signature: the webhook secret (--webhook-secret / {ENV_WEBHOOK_SECRET}) is "
+            "probably not the one Upscale signs with; waiting by polling meanwhile "
+            f"(every {self.fallback_interval:g} s)"
+        )
+
+
+def _webhook_secret(options: GenerateOptions, emu: Emulator | None) -> str | None:
+    """The embedded emulator's own secret, else --webhook-secret, else the environment."""
+    if emu is not None:
+        return emu.webhook_secret
+    return options.webhook_secret or os.environ.get(ENV_WEBHOOK_SECRET)
 
 
 @contextmanager
@@ -374,6 +414,7 @@ class _Run:
         self.gate = LeadGate(source)
         self.last: BatchProgress | None = None
         self.reading = anyio.CancelScope()
+        self.alarm: SignatureAlarm | None = None
         self.early_signals: list[int] = []
         """Signals caught before the pipeline's handler was installed."""
 
@@ -523,6 +564,8 @@ class _Run:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.progress.run)
             tg.start_soon(self.watch_signals)
+            if hub is not None and self.alarm is not None:
+                tg.start_soon(self.alarm.watch)
             try:
                 async with client.generate(
                     campaign,
@@ -578,7 +621,8 @@ async def run_generate(options: GenerateOptions, target: Target, files: Files) -
             stack.callback(files.journal.close)
         run = _Run(options, files)
         stack.enter_context(_catch_signals(run.early_signals))
-        hub, campaign = await _open_receiver(stack, options, emu)
+        run.alarm = SignatureAlarm(_poll_policy(options, emu is not None).fallback_interval)
+        hub, campaign = await _open_receiver(stack, options, emu, run.alarm)
         client = UpscaleClient(target.api_key, base_url=target.base_url)
         await stack.enter_async_context(client)
         credits_before = None if emu is not None else await _credits(client)
