@@ -18,7 +18,7 @@ import pytest
 from upscale_async.cli._demo import DEMO_CAMPAIGN
 from upscale_async.testing import EmulatorThread
 
-from .conftest import clean_env, valid_leads, write_csv
+from .conftest import clean_env, records, run_cli, valid_leads, write_csv
 
 WRONG_SECRET = "whsec_" + "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldC0xMjM0NTY="
 WARNING = "rejected for a bad signature"
@@ -90,3 +90,115 @@ def test_wrong_webhook_secret_warns_once_within_5_s(tmp_path: Path) -> None:
     assert warned - first < 5.0, stderr
     assert stderr.count(WARNING) == 1, stderr
     assert "--webhook-secret / UPSCALE_WEBHOOK_SECRET" in stderr
+
+
+def _generate_args(base_url: str, api_key: str, *extra: str) -> list[str]:
+    return [
+        "--base-url",
+        base_url,
+        "--api-key",
+        api_key,
+        "generate",
+        "leads.csv",
+        "--campaign",
+        "campaign.json",
+        "--out",
+        "out.jsonl",
+        "--poll",
+        "--poll-interval",
+        "0.2",
+        "--chunk-size",
+        "5",
+        *extra,
+    ]
+
+
+def _outcomes(path: Path) -> list[str]:
+    return [r["outcome"] for r in records(path)]
+
+
+@pytest.mark.timeout(120)
+def test_credits_run_out_says_so_and_the_command_resumes(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """A 402 ends with one line: credits ran out, how many leads, the command that resumes."""
+    write_csv(tmp_path / "leads.csv", valid_leads(40))
+    with EmulatorThread(credits=50, webhook_secret=None) as emu:
+        args = _generate_args(emu.base_url, emu.api_key)
+        result = run_cli(*args, cwd=tmp_path)
+        unsent = _outcomes(tmp_path / "out.jsonl").count("not_submitted")
+        emu.add_credits(1000)
+        resumed = run_cli(*args, "--resume", cwd=tmp_path)
+    assert result.code == 1, result.stderr
+    assert 0 < unsent < 40
+    resume = "upscale-async generate leads.csv --campaign campaign.json --out out.jsonl --resume"
+    line = (
+        f"upscale-async: credits ran out (402): {unsent} leads were not submitted; buy credits, "
+        f"then run: {resume}"
+    )
+    assert result.stderr.count(line) == 1, result.stderr
+    assert "fix the cause" not in result.stderr
+    assert resumed.code == 0, resumed.stderr
+    assert _outcomes(tmp_path / "out.jsonl") == ["generated"] * 40
+
+
+@pytest.mark.timeout(60)
+def test_refused_key_ends_with_a_summary(tmp_path: Path, campaign_file: Path) -> None:
+    """A 401 ends with the summary and one line: the key was refused, how many, how to resume."""
+    write_csv(tmp_path / "leads.csv", valid_leads(40))
+    with EmulatorThread(revoked_keys=("revoked-key",), webhook_secret=None) as emu:
+        result = run_cli(*_generate_args(emu.base_url, "revoked-key"), cwd=tmp_path)
+    assert result.code == 2, result.stderr
+    assert "40 leads in" in result.stderr  # the summary
+    assert (
+        "upscale-async: the API key was refused (401): 40 leads were not submitted; fix the key "
+        "(--api-key / UPSCALE_API_KEY), then run: upscale-async generate leads.csv"
+    ) in result.stderr
+    assert _outcomes(tmp_path / "out.jsonl") == ["not_submitted"] * 40
+
+
+@pytest.mark.timeout(60)
+def test_progress_does_not_count_unsent_leads_as_completed(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """After a 401 the progress line says 0 completed and 40 not submitted, not 40/40."""
+    write_csv(tmp_path / "leads.csv", valid_leads(40))
+    with EmulatorThread(revoked_keys=("revoked-key",), webhook_secret=None) as emu:
+        result = run_cli(*_generate_args(emu.base_url, "revoked-key"), cwd=tmp_path)
+    assert "completed 40/~40" not in result.stderr
+    assert "completed 0/~40, generated 0, not generated 0, not submitted 40" in result.stderr
+
+
+def _dead_url() -> str:
+    return f"http://127.0.0.1:{_free_port()}/api/v2"  # nothing listens there
+
+
+@pytest.mark.timeout(120)
+def test_dead_url_stops_after_the_retry_budget_with_one_line(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """A URL nobody answers: one line naming it and the last error, no retry warnings."""
+    write_csv(tmp_path / "leads.csv", valid_leads(200))
+    url = _dead_url()
+    started = time.monotonic()
+    result = run_cli(*_generate_args(url, "k"), cwd=tmp_path, timeout=100)
+    elapsed = time.monotonic() - started
+    assert result.code == 1, result.stderr
+    assert "retrying" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if url in line]
+    assert len(lines) == 1, result.stderr
+    assert f"cannot reach the Upscale API at {url} after " in lines[0]
+    assert "leads were not submitted; last error: TransportError: connection" in lines[0]
+    # One retry budget (about 8 s: waits of 0.5, 1, 2, 4 s with jitter), not two.
+    assert elapsed < 40, elapsed
+
+
+@pytest.mark.timeout(120)
+def test_verbose_prints_each_retry_and_the_probe_is_not_retried(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """-v prints each retry of the submits; the account probe before them is tried once."""
+    write_csv(tmp_path / "leads.csv", valid_leads(5))
+    result = run_cli(*_generate_args(_dead_url(), "k", "-v"), cwd=tmp_path, timeout=100)
+    assert result.stderr.count("retrying POST /messages/request_message_generation") == 4
+    assert "GET /account" not in result.stderr

@@ -28,14 +28,15 @@ from .. import (
     LeadOutcome,
     Outcomes,
     PollPolicy,
+    RetryPolicy,
     StopReason,
+    TransportError,
     UpscaleClient,
     UpscaleError,
-    WebhookPayloadError,
-    WebhookVerificationError,
 )
 from .._config import ENV_API_KEY
 from ..webhooks import DEFAULT_WEBHOOK_PATH
+from ._causes import ENV_WEBHOOK_SECRET, RetryLog, SignatureAlarm, cause_line
 from ._files import ExtraPolicy, InputError, LeadFile, ResultWriter, count_records, open_results
 from ._progress import Progress, fit_terminal
 from ._resume import PENDING, LeadGate, Previous, default_journal, lead_key, open_journal
@@ -56,7 +57,6 @@ __all__ = [
     "run_generate",
 ]
 
-ENV_WEBHOOK_SECRET: Final = "UPSCALE_WEBHOOK_SECRET"
 #: Every outcome, in the order the summary names them.
 OUTCOMES: Final = (
     ("generated", "generated"),
@@ -118,8 +118,9 @@ async def connect(
         yield Target(emu.api_key, emu.base_url, emu)
 
 
+#: Stops that end the run with a summary and the command that resumes (the rest raise).
 _INCOMPLETE_STOPS: Final = frozenset(
-    {StopReason.INSUFFICIENT_CREDITS, StopReason.SERVICE_UNAVAILABLE}
+    {StopReason.INSUFFICIENT_CREDITS, StopReason.SERVICE_UNAVAILABLE, StopReason.AUTHENTICATION}
 )
 #: Outcomes that leave a lead to a resumed run.
 _UNFINISHED: Final = (PENDING, "not_submitted", "submit_failed", "timed_out")
@@ -151,6 +152,8 @@ class GenerateOptions:
     journal: Path | None = None
     """Where to keep the journal of accepted requests (default: beside ``out``)."""
     no_journal: bool = False
+    verbose: bool = False
+    """Print each retry of a request (by default they are counted, and named in the summary)."""
 
     @property
     def journal_path(self) -> Path | None:
@@ -193,6 +196,13 @@ class Summary:
     """The signal that stopped the run (SIGINT, SIGTERM), if one did."""
     advice: list[str] = attrs.Factory(list)
     """What to do next (how to resume), one line each."""
+    stop: StopReason | None = None
+    """Why the batch stopped early (credits, key, service), if it did."""
+    cause: str | None = None
+    """The last submit error (``"TypeName: message"``): the stop's cause or a failed chunk's."""
+    base_url: str | None = None
+    retries: int = 0
+    """Retries of requests, counted (the CLI prints them only with -v)."""
 
     @property
     def total(self) -> int:
@@ -215,10 +225,21 @@ def _credits_left(account: Account) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-async def _credits(client: UpscaleClient) -> int | None:
-    """Credits left, when the (experimental) account endpoint tells; else None."""
+#: The credits probe is a nicety: one attempt, so a dead URL is not retried before submitting.
+_PROBE_RETRY: Final = RetryPolicy(attempts=1)
+
+
+async def _credits(client: UpscaleClient, unreachable: list[bool] | None = None) -> int | None:
+    """Credits left, when the (experimental) account endpoint tells; else None.
+
+    ``unreachable`` gets True appended when the service could not be reached at all.
+    """
     try:
-        return _credits_left(await client.get_account())
+        return _credits_left(await client.with_options(retry=_PROBE_RETRY).get_account())
+    except TransportError:
+        if unreachable is not None:
+            unreachable.append(True)
+        return None
     except UpscaleError:
         return None
 
@@ -321,40 +342,6 @@ async def _open_receiver(
     return hub, campaign
 
 
-class SignatureAlarm:
-    """Counts webhooks rejected for their signature, and warns once, soon after the first.
-
-    A wrong secret rejects every delivery: without this the run waits for the fallback poll
-    in silence (the receiver logs rejections at INFO only).
-    """
-
-    #: How long after the first rejection the warning comes (so that it can count a few).
-    DELAY: Final = 1.0
-
-    def __init__(self, fallback_interval: float) -> None:
-        self.fallback_interval = fallback_interval
-        self.rejected = 0
-        self.first = anyio.Event()
-
-    def on_rejected(self, error: WebhookVerificationError | WebhookPayloadError) -> None:
-        """``WebhookReceiver(on_rejected=...)``: count bad signatures (not bad bodies)."""
-        if isinstance(error, WebhookVerificationError):
-            self.rejected += 1
-            self.first.set()
-
-    async def watch(self) -> None:
-        """Warn once, ``DELAY`` seconds after the first bad signature (until cancelled)."""
-        await self.first.wait()
-        await anyio.sleep(self.DELAY)
-        n = self.rejected
-        note(
-            f"warning: {n} webhook{'s were' if n != 1 else ' was'} rejected for a bad "
-            f"signature: the webhook secret (--webhook-secret / {ENV_WEBHOOK_SECRET}) is "
-            "probably not the one Upscale signs with; waiting by polling meanwhile "
-            f"(every {self.fallback_interval:g} s)"
-        )
-
-
 def _webhook_secret(options: GenerateOptions, emu: Emulator | None) -> str | None:
     """The embedded emulator's own secret, else --webhook-secret, else the environment."""
     if emu is not None:
@@ -450,6 +437,8 @@ class _Run:
         self.writer.outcome(outcome)
         self.record(outcome.outcome)
         self.gate.settle(outcome)
+        if outcome.outcome == "submit_failed" and outcome.reason:
+            self.summary.cause = outcome.reason  # "TypeName: message", as the chunk failed
 
     def on_batch(self, progress: BatchProgress) -> None:
         self.progress.on_batch(progress)
@@ -557,7 +546,12 @@ class _Run:
                 return
 
     async def write_outcomes(
-        self, client: UpscaleClient, campaign: Campaign, hub: CompletionHub | None, embedded: bool
+        self,
+        client: UpscaleClient,
+        campaign: Campaign,
+        hub: CompletionHub | None,
+        embedded: bool,
+        batch: BatchPolicy,
     ) -> None:
         """Run the pipeline and write one record per lead as it comes out."""
         options = self.options
@@ -572,7 +566,7 @@ class _Run:
                     self.gate,
                     hub=hub,
                     poll=_poll_policy(options, embedded),
-                    batch=options.batch,
+                    batch=batch,
                     timeout=options.timeout,
                     on_progress=self.on_batch,
                     on_accepted=None if self.journal is None else self.journal.record,
@@ -580,11 +574,13 @@ class _Run:
                 ) as outcomes:
                     await self.read_outcomes(outcomes)
             except BatchInterruptedError as exc:
-                # Every lead is in the results already; credits running out and a service
-                # that looks down end the run as incomplete, the rest as errors.
+                # Every lead is in the results already; credits running out, a refused key
+                # and a service that looks down end the run with a summary saying why.
                 if exc.reason not in _INCOMPLETE_STOPS:
                     raise
-                note(f"stopped early: {exc.__cause__ or exc}")
+                cause = exc.__cause__ or exc
+                self.summary.stop = exc.reason
+                self.summary.cause = f"{type(cause).__name__}: {cause}"
             if self.summary.interrupted is not None:
                 self.write_unfinished()
             self.drain_problems()
@@ -596,12 +592,27 @@ class _Run:
         if files.temporary is not None:
             os.replace(files.temporary, self.options.out)
         journal = files.journal
-        if journal is None:
-            return
-        journal.close()
+        if journal is not None:
+            journal.close()
         unfinished = sum(summary.counts[k] for k in _UNFINISHED)
         if unfinished == 0 and summary.interrupted is None:
-            journal.path.unlink(missing_ok=True)  # nothing left to resume
+            if journal is not None:
+                journal.path.unlink(missing_ok=True)  # nothing left to resume
+            return
+        line = None
+        if summary.interrupted is None:
+            line = cause_line(
+                stop=summary.stop,
+                cause=summary.cause,
+                leads=summary.counts["not_submitted"] + summary.counts["submit_failed"],
+                base_url=summary.base_url,
+                retries=summary.retries,
+                resume=None if journal is None else self.options.resume_command(),
+            )
+        if line is not None:
+            summary.advice.append(line)
+            return
+        if journal is None:
             return
         summary.advice.append(
             f"{unfinished} leads have no final record (pending, not sent, or timed out); "
@@ -613,6 +624,16 @@ class _Run:
 async def run_generate(options: GenerateOptions, target: Target, files: Files) -> Summary:
     """Run the whole job (closing the files); raises UpscaleError from the SDK."""
     started = time.monotonic()
+    with RetryLog.installed(verbose=options.verbose) as retries:
+        run = await _run_pipeline(options, target, files)
+        run.summary.retries = retries.retries
+    run.finish(files)
+    run.summary.elapsed = time.monotonic() - started
+    return run.summary
+
+
+async def _run_pipeline(options: GenerateOptions, target: Target, files: Files) -> _Run:
+    """Open what the run needs, run it, and count the credits it used."""
     emu = target.emulator
     async with AsyncExitStack() as stack:
         stack.callback(files.leads.close)
@@ -621,15 +642,23 @@ async def run_generate(options: GenerateOptions, target: Target, files: Files) -
             stack.callback(files.journal.close)
         run = _Run(options, files)
         stack.enter_context(_catch_signals(run.early_signals))
-        run.alarm = SignatureAlarm(_poll_policy(options, emu is not None).fallback_interval)
+        fallback = _poll_policy(options, emu is not None).fallback_interval
+        run.alarm = SignatureAlarm(fallback, note)
         hub, campaign = await _open_receiver(stack, options, emu, run.alarm)
         client = UpscaleClient(target.api_key, base_url=target.base_url)
         await stack.enter_async_context(client)
-        credits_before = None if emu is not None else await _credits(client)
+        run.summary.base_url = client.base_url
+        unreachable: list[bool] = []
+        credits_before = None if emu is not None else await _credits(client, unreachable)
+        batch = options.batch
+        if unreachable:
+            # The service did not answer the probe: the first chunk that fails after its
+            # retries stops the run, rather than a second wave of chunks retrying as long.
+            batch = attrs.evolve(batch, max_consecutive_failures=1)
         used_before = emu.state.credits_used() if emu is not None else 0
         run.progress.start()
         stack.callback(run.progress.stop)
-        await run.write_outcomes(client, campaign, hub, embedded=emu is not None)
+        await run.write_outcomes(client, campaign, hub, emu is not None, batch)
         summary = run.summary
         if emu is not None:
             summary.credits_used = emu.state.credits_used() - used_before
@@ -637,9 +666,7 @@ async def run_generate(options: GenerateOptions, target: Target, files: Files) -
             credits_after = await _credits(client)
             if credits_after is not None:
                 summary.credits_used = credits_before - credits_after
-    run.finish(files)
-    summary.elapsed = time.monotonic() - started
-    return summary
+    return run
 
 
 def has_api_key(api_key: str | None) -> bool:

@@ -100,6 +100,13 @@ def _add_global_options(parser: argparse.ArgumentParser, *, after_command: bool)
         help="use the embedded emulator even when an API key is set",
         **default,
     )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print each retry of a request (by default generate counts them in its summary)",
+        **default,
+    )
 
 
 def _delimiter(text: str) -> str:
@@ -456,6 +463,7 @@ def _generate_options(args: argparse.Namespace) -> GenerateOptions:
         resume=args.resume,
         journal=args.journal,
         no_journal=args.no_journal,
+        verbose=args.verbose,
     )
 
 
@@ -507,8 +515,9 @@ async def _generate(args: argparse.Namespace) -> int:
     _report(summary, options.out)
     if summary.interrupted is not None:
         return 128 + summary.interrupted  # 130 for SIGINT, 143 for SIGTERM
-    if summary.unreadable:
-        return EXIT_USAGE  # an input error, even though the rest of the file went through
+    if summary.unreadable or summary.stop is StopReason.AUTHENTICATION:
+        # An input error (a record, or the key), even though the rest of the run went on.
+        return EXIT_USAGE
     return EXIT_OK if summary.all_generated else EXIT_INCOMPLETE
 
 

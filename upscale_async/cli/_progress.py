@@ -21,6 +21,14 @@ __all__ = ["CLI_EXTRA_HINT", "Progress", "fit_terminal"]
 
 CLI_EXTRA_HINT: Final = "install the cli extra (pip install -e '.[cli]' in your clone)"
 DEFAULT_INTERVAL: Final = 2.0
+#: Outcomes of leads that are accounted for but not completed, as the display names them.
+UNFINISHED: Final = (
+    ("not_submitted", "not submitted"),
+    ("submit_failed", "submit failed"),
+    ("pending", "pending"),
+    ("timed_out", "timed out"),
+)
+_UNFINISHED_KEYS: Final = frozenset(key for key, _ in UNFINISHED)
 #: The live display's bar: this wide at most, and at least MIN_BAR when the terminal allows.
 MAX_BAR: Final = 40
 MIN_BAR: Final = 10
@@ -70,6 +78,8 @@ class Progress:
         self.submitted = 0
         self.done = 0
         self.generated = 0
+        self.unfinished: dict[str, int] = {}
+        """Leads with a record but no answer (not submitted, pending...), by outcome."""
         self._live: Any = None
 
     @classmethod
@@ -99,6 +109,20 @@ class Progress:
         self.done += 1
         if outcome == "generated":
             self.generated += 1
+        elif outcome in _UNFINISHED_KEYS:
+            self.unfinished[outcome] = self.unfinished.get(outcome, 0) + 1
+
+    @property
+    def completed(self) -> int:
+        """Leads with a final record: generated, failed or rejected (not those left unsent)."""
+        return self.done - sum(self.unfinished.values())
+
+    def _unfinished_text(self, separator: str) -> str:
+        return "".join(
+            f"{separator}{label} {self.unfinished[key]}"
+            for key, label in UNFINISHED
+            if self.unfinished.get(key)
+        )
 
     def _known_total(self) -> int | None:
         return self.total if self.total is not None and self.total >= self.done else None
@@ -114,11 +138,12 @@ class Progress:
     def line(self) -> str:
         """The whole state on one line (the plain display)."""
         total = self._known_total()
-        done = f"{self.done}/~{total}" if total is not None else str(self.done)
+        done = f"{self.completed}/~{total}" if total is not None else str(self.completed)
         rate, eta = self._rate_and_eta()
         return (
             f"submitted {self.submitted}, completed {done}, generated {self.generated}, "
-            f"not generated {self.done - self.generated}, {rate}{eta and ', ' + eta}"
+            f"not generated {self.completed - self.generated}{self._unfinished_text(', ')}, "
+            f"{rate}{eta and ', ' + eta}"
         )
 
     def lines(self) -> list[str]:
@@ -126,7 +151,7 @@ class Progress:
         rate, eta = self._rate_and_eta()
         return [
             f"submitted {self.submitted} · generated {self.generated} · "
-            f"not generated {self.done - self.generated}",
+            f"not generated {self.completed - self.generated}{self._unfinished_text(' · ')}",
             f"{rate}{eta and ' · ' + eta}",
         ]
 
@@ -138,12 +163,13 @@ class Progress:
         from rich.text import Text
 
         total = self._known_total()
-        count = f"{self.done}/~{total} completed" if total is not None else f"{self.done} completed"
+        done = self.completed
+        count = f"{done}/~{total} completed" if total is not None else f"{done} completed"
         width = options.max_width
         bar_width = max(MIN_BAR, min(MAX_BAR, width - len(count) - 1))
         row = Table.grid(padding=(0, 1))
         row.add_row(
-            ProgressBar(total=total, completed=self.done, width=bar_width),
+            ProgressBar(total=total, completed=done, width=bar_width),
             Text(count, no_wrap=True, overflow="ellipsis"),
         )
         yield row
