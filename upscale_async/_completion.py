@@ -456,13 +456,22 @@ class _Pipeline:
 
 
 def _leaf(error: Exception) -> Exception:
-    """The error itself, never a group: the first leaf of a task group's exception group."""
-    while isinstance(error, ExceptionGroup):
-        first, *others = error.exceptions
-        for other in others:
-            first.add_note(f"also raised: {type(other).__name__}: {other}")
-        error = first
-    return error
+    """The error itself, never a group: the first leaf of a task group's exception group.
+
+    Every other error of the group, however deeply nested, is noted on the one returned.
+    """
+    if not isinstance(error, ExceptionGroup):
+        return error
+    first, *others = _leaves(error)
+    for other in others:
+        first.add_note(f"also raised: {type(other).__name__}: {other}")
+    return first
+
+
+def _leaves(error: Exception) -> list[Exception]:
+    if isinstance(error, ExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
 
 
 @asynccontextmanager
