@@ -188,6 +188,7 @@ def test_no_function_is_longer_than_60_lines_unless_a_comment_says_why() -> None
 OPTIONAL_IMPORTS = {
     "rich": "cli",  # the CLI's live display, imported when it is shown
     "pytest": "dev",  # only testing/pytest_plugin.py, which pytest itself loads
+    "redis": "redis",  # only upscale_async/redis/, the shared parts
 }
 
 

@@ -44,6 +44,7 @@ PUBLIC_MODULES = (
     "upscale_async.testing",
     "upscale_async.emulator",
     "upscale_async.cli",
+    "upscale_async.redis",
 )
 PACKAGE = Path(upscale_async.__file__).parent
 
