@@ -8,7 +8,9 @@ once; what the accounting keeps per accepted lead is its id and its request's id
 from __future__ import annotations
 
 import contextlib
+import heapq
 import inspect
+import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from itertools import islice
 from typing import Any, Final
@@ -22,6 +24,7 @@ from ._errors import (
     AuthenticationError,
     InsufficientCreditsError,
 )
+from ._ledger import BatchLedger, Chunk, ChunkClaim, ClaimState
 from ._models import Campaign, Lead
 from ._results import (
     AcceptedRequest,
@@ -40,6 +43,13 @@ __all__ = ["LeadSource", "ProgressCallback", "submit_batch"]
 # not submitted (a failing source cannot be read further).
 _RESUMABLE_STOPS: Final = frozenset(StopReason) - {StopReason.SOURCE_ERROR, StopReason.CANCELLED}
 _NO_LOCK = contextlib.nullcontext()
+#: With a ledger, how many chunks held by other workers one worker keeps per unit of
+#: concurrency, waiting to claim them again, before it stops pulling new ones.
+_BUSY_PER_TASK: Final = 4
+#: Seconds a lease release may take on the way out of a cancelled chunk (it expires anyway).
+_RELEASE_TIMEOUT: Final = 2.0
+
+logger: Final = logging.getLogger("upscale_async")
 
 ProgressCallback = Callable[[BatchProgress], Awaitable[None] | None]
 AcceptedCallback = Callable[[AcceptedRequest], Awaitable[None] | None]
@@ -107,6 +117,24 @@ async def _call(callback: Callable[[Any], Awaitable[None] | None] | None, arg: A
             await result
 
 
+class _Held:
+    """A checked chunk waiting for the ledger: what to post, and what to hand back if not."""
+
+    __slots__ = ("chunk", "ids", "originals", "start", "wire")
+
+    def __init__(
+        self, wire: list[Any], originals: list[Any], ids: list[str], start: int, chunk: Chunk
+    ) -> None:
+        self.wire = wire
+        self.originals = originals
+        self.ids = ids
+        self.start = start
+        self.chunk = chunk
+
+    def __lt__(self, other: _Held) -> bool:  # heap ties on the due time: input order
+        return self.start < other.start
+
+
 class _Batch:
     """One running batch: its workers, its accounting, and why it stopped (if it did)."""
 
@@ -121,6 +149,7 @@ class _Batch:
         on_accepted: AcceptedCallback | None,
         on_rejected: RejectedCallback | None,
         result: BatchSubmission,
+        ledger: BatchLedger | None = None,
     ) -> None:
         self.api = api
         self.campaign_bytes = campaign_bytes
@@ -148,6 +177,10 @@ class _Batch:
         # loop iterations per chunk, so a sync source goes without.
         self.pull_lock = anyio.Lock() if source.is_async else None
         self.exhausted = False
+        self.ledger = ledger
+        # With a ledger: the chunks other workers hold, by when to claim them again.
+        self.busy: list[tuple[float, _Held]] = []
+        self.max_busy = _BUSY_PER_TASK * policy.concurrency
 
     def progress(self) -> BatchProgress:
         r = self.result
@@ -276,9 +309,11 @@ class _Batch:
         # ``concurrency`` long-lived workers, each pulling the next chunk when its last one is
         # done: at most concurrency x chunk_size leads are held, and no task is created per
         # chunk (that alone cost about 1 µs per lead at chunk 100).
+        worker = self.worker if self.ledger is None else self.ledger_worker
         async with anyio.create_task_group() as tg:
             for _ in range(self.concurrency):
-                tg.start_soon(self.worker)
+                tg.start_soon(worker)
+        self.hand_back_busy()
         if self.stop in _RESUMABLE_STOPS:
             while True:
                 try:
@@ -324,7 +359,10 @@ class _Batch:
         originals: list[Any],
         ids: list[str],
         start: int,
+        claim: ChunkClaim | None = None,
     ) -> None:
+        """Post one chunk and account for its leads (``claim``: its lease, with a ledger)."""
+        posted = False
         try:
             accepted = await self.api.post_generation(self.campaign_bytes, wire)
         except InsufficientCreditsError as exc:
@@ -345,34 +383,163 @@ class _Batch:
                 )
             )
             self.failed_leads += len(originals)
+            if claim is not None:
+                await self.release_shielded(claim)
             raise
         except Exception as exc:
-            status = exc.status if isinstance(exc, APIError) else None
-            self.result.failed.append(
-                FailedChunk(tuple(originals), str(exc), type(exc).__name__, status, start)
-            )
-            self.failed_leads += len(originals)
-            self.errors += 1
-            self.consecutive_failures += 1
-            limit_reached = (
-                self.max_consecutive_failures is not None
-                and self.consecutive_failures >= self.max_consecutive_failures
-            )
-            if limit_reached:
-                # A breaker: the service looks down, so stop instead of hammering it; what is
-                # left is handed back as not submitted, to resume later.
-                self.stopping(StopReason.SERVICE_UNAVAILABLE, exc)
+            self.chunk_failed(exc, originals, start)
         else:
+            posted = True
             self.consecutive_failures = 0
             request = AcceptedRequest(accepted.secure_request_id, tuple(ids), start)
             self.result.accepted.append(request)
             self.accepted_leads += len(ids)
+            if claim is not None:
+                await self.record(claim, request)
             await self.notify(self.on_accepted, request)
         finally:
             self.in_flight -= 1
             self.chunks_done += 1
+        if claim is not None and not posted:
+            await self.release(claim)
         if self.on_progress is not None:
             await self.notify(self.on_progress, self.progress())
+
+    def chunk_failed(self, exc: Exception, originals: list[Any], start: int) -> None:
+        """Account for a chunk that still failed after retries; trip the breaker if due."""
+        status = exc.status if isinstance(exc, APIError) else None
+        self.result.failed.append(
+            FailedChunk(tuple(originals), str(exc), type(exc).__name__, status, start)
+        )
+        self.failed_leads += len(originals)
+        self.errors += 1
+        self.consecutive_failures += 1
+        limit_reached = (
+            self.max_consecutive_failures is not None
+            and self.consecutive_failures >= self.max_consecutive_failures
+        )
+        if limit_reached:
+            # A breaker: the service looks down, so stop instead of hammering it; what is
+            # left is handed back as not submitted, to resume later.
+            self.stopping(StopReason.SERVICE_UNAVAILABLE, exc)
+
+    # -- with a ledger ---------------------------------------------------------------------
+
+    async def ledger_worker(self) -> None:
+        """:meth:`worker` with a ledger: claim each chunk; re-check the ones others hold."""
+        busy = self.busy
+        while self.stop is None:
+            if busy and busy[0][0] <= anyio.current_time():
+                held: _Held | None = heapq.heappop(busy)[1]
+            elif self.exhausted or len(busy) >= self.max_busy:
+                if not busy:
+                    return
+                # Wait for the first chunk another worker holds rather than pull more.
+                await anyio.sleep(busy[0][0] - anyio.current_time())
+                continue
+            else:
+                held = await self.pull_chunk()
+            if held is not None:
+                await self.settle(held)
+
+    async def pull_chunk(self) -> _Held | None:
+        """Take and check the next chunk; None when there is nothing to send from it."""
+        async with self.pull_lock or _NO_LOCK:
+            if self.stop is not None or self.exhausted:
+                return None
+            try:
+                raw = await self.source.take(self.chunk_size)
+            except Exception as exc:
+                self.stop, self.cause = StopReason.SOURCE_ERROR, exc
+                return None
+            if not raw:
+                self.exhausted = True
+                return None
+            start = self.index
+            self.index += len(raw)
+            wire, originals, ids = await self.check(raw, start)
+        if not wire:
+            if self.on_progress is not None:
+                await self.notify(self.on_progress, self.progress())
+            return None
+        # Chunk k is input leads [k * chunk_size, (k + 1) * chunk_size) on every worker.
+        chunk = Chunk(start // self.chunk_size, start, tuple(ids))
+        return _Held(wire, originals, ids, start, chunk)
+
+    async def settle(self, held: _Held) -> None:
+        """Claim a chunk: account for it when DONE, post it when MINE, keep it when BUSY."""
+        assert self.ledger is not None
+        try:
+            claim = await self.ledger.claim_chunk(held.chunk)
+        except anyio.get_cancelled_exc_class():
+            self.unsent.append((held.start, held.originals))
+            raise
+        except Exception as exc:
+            self.stopping(StopReason.LEDGER, exc)
+            self.unsent.append((held.start, held.originals))
+            return
+        if claim.state is ClaimState.MINE:
+            self.in_flight += 1
+            await self.send(held.wire, held.originals, held.ids, held.start, claim)
+        elif claim.state is ClaimState.DONE:
+            await self.recorded_before(claim.requests)
+        else:
+            heapq.heappush(self.busy, (anyio.current_time() + claim.retry_after, held))
+
+    async def recorded_before(self, requests: tuple[AcceptedRequest, ...]) -> None:
+        """Account for a chunk the ledger holds already (another worker, an earlier run)."""
+        for request in requests:
+            self.result.accepted.append(request)
+            self.accepted_leads += len(request.lead_ids)
+            await self.notify(self.on_accepted, request)
+        self.chunks_done += 1
+        if self.on_progress is not None:
+            await self.notify(self.on_progress, self.progress())
+
+    async def record(self, claim: ChunkClaim, request: AcceptedRequest) -> None:
+        """Record an accepted chunk in the ledger; a failure stops the batch (LEDGER)."""
+        assert self.ledger is not None
+        try:
+            recorded = await self.ledger.record_chunk(claim, request)
+        except Exception as exc:
+            exc.add_note(
+                f"request {request.secure_request_id} (chunk {claim.chunk.index}) was accepted "
+                "but not recorded: a later run posts that chunk again, which D8 makes free"
+            )
+            self.stopping(StopReason.LEDGER, exc)
+            return
+        if not recorded:
+            logger.info(
+                "chunk %d: accepted as %s, but its lease had passed to another worker, which "
+                "records it (D8 gives it the same request id)",
+                claim.chunk.index,
+                request.secure_request_id,
+            )
+
+    async def release(self, claim: ChunkClaim) -> None:
+        """Give back the lease of a chunk that was not accepted (it also expires by itself)."""
+        assert self.ledger is not None
+        try:
+            await self.ledger.release_chunk(claim)
+        except Exception as exc:
+            logger.warning(
+                "chunk %d: could not release its lease (%s: %s); another worker can take it "
+                "once the lease expires",
+                claim.chunk.index,
+                type(exc).__name__,
+                exc,
+            )
+
+    async def release_shielded(self, claim: ChunkClaim) -> None:
+        """:meth:`release` while cancelled: shielded, for at most ``_RELEASE_TIMEOUT`` s."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_RELEASE_TIMEOUT):
+            await self.release(claim)
+
+    def hand_back_busy(self) -> None:
+        """The chunks still held by other workers when this batch stopped: not submitted here."""
+        for _, held in self.busy:
+            self.unsent.append((held.start, held.originals))
+        self.busy.clear()
 
     def finish(self) -> None:
         """Put the result in input order and record why the batch stopped."""
@@ -398,6 +565,7 @@ class _Batch:
             ),
             StopReason.SOURCE_ERROR: "the lead source raised",
             StopReason.CALLBACK_ERROR: "a callback raised",
+            StopReason.LEDGER: "the batch ledger refused a chunk or failed",
         }.get(self.stop, str(self.stop))
         return BatchInterruptedError(
             f"the batch stopped early after {self.index} leads: {what} ({cause}); "
@@ -419,8 +587,11 @@ async def submit_batch(
     on_accepted: AcceptedCallback | None = None,
     on_rejected: RejectedCallback | None = None,
     into: BatchSubmission | None = None,
+    ledger: BatchLedger | None = None,
 ) -> BatchSubmission:
     """Run one batch (see ``UpscaleClient.submit_batch``); BatchInterruptedError on early stop."""
+    if ledger is not None:
+        _check_ledger(ledger, on_accepted)
     _, campaign_bytes = api.encode_campaign(campaign)
     result = into if into is not None else BatchSubmission()
     batch = _Batch(
@@ -432,12 +603,14 @@ async def submit_batch(
         on_accepted=on_accepted,
         on_rejected=on_rejected,
         result=result,
+        ledger=ledger,
     )
     try:
         await batch.run()
     except anyio.get_cancelled_exc_class():
         # Cancellation propagates untouched; ``into=`` keeps what was done before it.
         batch.stop = batch.stop or StopReason.CANCELLED
+        batch.hand_back_busy()
         batch.hand_back_pending_now()
         batch.finish()
         raise
@@ -445,3 +618,17 @@ async def submit_batch(
     if batch.stop is not None:
         raise batch.interrupted() from batch.cause
     return result
+
+
+def _check_ledger(ledger: object, on_accepted: AcceptedCallback | None) -> None:
+    """TypeError for what is not a ledger; ValueError for a journal given twice."""
+    if not isinstance(ledger, BatchLedger):
+        raise TypeError(
+            "ledger must be a BatchLedger (a BatchJournal, or upscale_async.redis.RedisLedger "
+            f"inside `async with`), not {type(ledger).__name__}"
+        )
+    if on_accepted is not None and on_accepted == getattr(ledger, "record", None):
+        raise ValueError(
+            "the journal is passed as ledger= and its record as on_accepted=: every request "
+            "would be recorded twice; pass it as ledger= only (it records each chunk itself)"
+        )

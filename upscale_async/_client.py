@@ -36,6 +36,7 @@ from ._config import (
     check_max_response_size,
 )
 from ._errors import ConfigurationError, ResponseValidationError, ValidationError
+from ._ledger import BatchLedger
 from ._models import (
     Account,
     Campaign,
@@ -330,6 +331,7 @@ class UpscaleClient(AsyncResource):
         on_accepted: AcceptedCallback | None = None,
         on_rejected: RejectedCallback | None = None,
         into: BatchSubmission | None = None,
+        ledger: BatchLedger | None = None,
     ) -> BatchSubmission:
         """Submit any number of leads in chunks, concurrently, and account for every lead.
 
@@ -351,6 +353,17 @@ class UpscaleClient(AsyncResource):
         is set aside (callbacks may be plain functions or coroutines). Cancellation
         propagates untouched; a :class:`BatchSubmission` passed as ``into=`` is filled in
         place, so what was accepted before it is never lost.
+
+        ``ledger`` (a :class:`BatchJournal`, or ``upscale_async.redis.RedisLedger`` shared by
+        many workers) records each accepted chunk. Chunk ``k`` is input leads
+        ``[k * chunk_size, (k + 1) * chunk_size)``; before posting it the batch claims it: a
+        chunk the ledger already holds (from an earlier run, or another worker) is not sent and
+        counts as ``accepted`` with its recorded request, so every worker's result covers the
+        whole batch; a chunk another live worker holds is kept and claimed again until it is
+        recorded (or its lease expires and this worker takes it over). Give every worker the
+        same input in the same order with the same ``chunk_size``
+        (:class:`LedgerMismatchError` otherwise). ``on_accepted`` also hears of the chunks
+        found recorded. A ledger that fails stops the batch (``StopReason.LEDGER``).
         """
         return await submit_batch(
             self._api,
@@ -361,6 +374,7 @@ class UpscaleClient(AsyncResource):
             on_accepted=on_accepted,
             on_rejected=on_rejected,
             into=into,
+            ledger=ledger,
         )
 
     async def await_completion(
@@ -403,6 +417,7 @@ class UpscaleClient(AsyncResource):
         on_progress: ProgressCallback | None = None,
         on_accepted: AcceptedCallback | None = None,
         accepted: Iterable[AcceptedRequest] = (),
+        ledger: BatchLedger | None = None,
     ) -> AbstractAsyncContextManager[Outcomes]:
         """The whole pipeline: submit, await, and hand out a :class:`LeadOutcome` per lead.
 
@@ -422,6 +437,13 @@ class UpscaleClient(AsyncResource):
         earlier (``BatchJournal.accepted`` of an interrupted run): they are awaited with the
         batch and their leads come out like the batch's, without being sent again (leave
         them out of ``leads``, e.g. with ``journal.skip_accepted(leads)``).
+
+        ``ledger`` replaces both: pass the whole input and a :class:`BatchJournal` or a
+        ``RedisLedger`` (see :meth:`submit_batch`); the chunks it holds already are awaited,
+        not sent. With a ledger shared by several workers each worker hands out every lead of
+        the batch (the chunks other workers sent are awaited too); to split the collecting as
+        well, run :meth:`submit_batch` on the workers and let one process
+        ``await_completion(await ledger.accepted_requests())``-style collect the results.
         """
         return open_generate(
             self._api,
@@ -434,4 +456,5 @@ class UpscaleClient(AsyncResource):
             on_progress=on_progress,
             on_accepted=on_accepted,
             accepted=accepted,
+            ledger=ledger,
         )

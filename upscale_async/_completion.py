@@ -29,6 +29,7 @@ from ._errors import (
     ServerError,
     TransportError,
 )
+from ._ledger import BatchLedger
 from ._models import (
     Campaign,
     CompletionEvent,
@@ -326,6 +327,7 @@ class _Pipeline:
         on_progress: ProgressCallback | None,
         on_accepted: AcceptedCallback | None = None,
         accepted: Iterable[AcceptedRequest] = (),
+        ledger: BatchLedger | None = None,
     ) -> None:
         """Submit, await every accepted request, and account for every other lead."""
         async with self.send:
@@ -335,7 +337,7 @@ class _Pipeline:
                     for request in accepted:
                         waiters.start_soon(self.complete, request)
                     batch = await self.submit(
-                        waiters, campaign, leads, policy, on_progress, on_accepted
+                        waiters, campaign, leads, policy, on_progress, on_accepted, ledger
                     )
                     if batch is not None:
                         await self.unsent(batch)
@@ -351,6 +353,7 @@ class _Pipeline:
         policy: BatchPolicy,
         on_progress: ProgressCallback | None,
         also_on_accepted: AcceptedCallback | None = None,
+        ledger: BatchLedger | None = None,
     ) -> BatchSubmission | None:
         """Run the batch, starting a waiter per accepted request; the batch's result."""
 
@@ -371,6 +374,7 @@ class _Pipeline:
                 on_progress=on_progress,
                 on_accepted=on_accepted,
                 on_rejected=self.rejected,
+                ledger=ledger,
             )
         except BatchInterruptedError as exc:
             # Still account for every lead it saw (the accepted ones are being awaited),
@@ -487,6 +491,7 @@ async def open_generate(
     on_progress: ProgressCallback | None,
     on_accepted: AcceptedCallback | None = None,
     accepted: Iterable[AcceptedRequest] = (),
+    ledger: BatchLedger | None = None,
 ) -> AsyncIterator[Outcomes]:
     """Run a :class:`_Pipeline` in a task group while the caller reads its outcomes.
 
@@ -494,11 +499,25 @@ async def open_generate(
     task group, so leaving the block (early, or by raising) cancels the pipeline cleanly and
     the caller's exception comes out unchanged.
     """
+    if ledger is not None:
+        accepted = list(accepted)
+        if accepted:
+            raise ValueError(
+                "generate: pass ledger= or accepted=, not both: the ledger already hands over "
+                "the requests it holds (their leads would come out twice)"
+            )
+        if on_accepted is not None and on_accepted == getattr(ledger, "record", None):
+            raise ValueError(
+                "generate: the journal is passed as ledger= and its record as on_accepted=: "
+                "pass it as ledger= only (it records each chunk itself)"
+            )
     send, receive = anyio.create_memory_object_stream[LeadOutcome](max_buffer_size=batch.chunk_size)
     pipeline = _Pipeline(api, send, hub=hub, poll=poll, timeout=timeout)
     raised: Exception | None = None
     async with anyio.create_task_group() as tg:
-        tg.start_soon(pipeline.run, campaign, leads, batch, on_progress, on_accepted, accepted)
+        tg.start_soon(
+            pipeline.run, campaign, leads, batch, on_progress, on_accepted, accepted, ledger
+        )
         try:
             async with receive:
                 yield receive

@@ -14,6 +14,7 @@ from typing import IO, Final, TypeVar
 import anyio
 import orjson
 
+from ._ledger import Chunk, ChunkClaim, ClaimState
 from ._models import lead_id as _lead_id
 from ._results import AcceptedRequest
 
@@ -64,6 +65,12 @@ class BatchJournal:
     same path, in another process or this one, raises ``RuntimeError`` instead of sending
     every lead a second time. On Windows there is no ``flock`` and no lock is taken.
 
+    It is also a :class:`~upscale_async.BatchLedger`: pass ``submit_batch(..., ledger=journal)``
+    (or ``generate(..., ledger=journal)``) with the whole input instead of ``on_accepted=`` and
+    ``skip_accepted``: a chunk whose leads are all recorded counts as accepted without being
+    sent, every other chunk is sent and recorded. Its chunks are matched by lead ids, so the
+    order and chunk size may change between runs.
+
     Example::
 
         with BatchJournal("run.journal") as journal:
@@ -82,7 +89,8 @@ class BatchJournal:
         self.path = Path(path)
         self.fsync = fsync
         self.accepted: list[AcceptedRequest] = []
-        self._lead_ids: set[str] = set()
+        # lead id -> the recorded request holding it
+        self._lead_ids: dict[str, AcceptedRequest] = {}
         self._file: IO[bytes] | None = None
         self._size = 0  # the file's length: what a failed write is cut back to
         self._closer: weakref.finalize[..., BatchJournal] | None = None
@@ -102,7 +110,7 @@ class BatchJournal:
         except BaseException:
             os.close(fd)  # releases the lock too
             raise
-        self._lead_ids = {i for r in self.accepted for i in r.lead_ids}
+        self._lead_ids = {i: r for r in self.accepted for i in r.lead_ids}
         self._file = open(fd, "ab", buffering=0)  # noqa: SIM115 - held until close()
         # A journal dropped without close() lets go of its file and lock when collected.
         self._closer = weakref.finalize(self, self._file.close)
@@ -183,7 +191,7 @@ class BatchJournal:
                 self._write_failed(exc)
             self._size += len(line)
             self.accepted.append(request)
-            self._lead_ids.update(request.lead_ids)
+            self._lead_ids.update(dict.fromkeys(request.lead_ids, request))
 
     def _write_failed(self, exc: OSError) -> None:
         assert self._file is not None
@@ -258,3 +266,40 @@ class BatchJournal:
             lead_id = _lead_id(lead)
             if lead_id is None or lead_id not in self._lead_ids:
                 yield lead
+
+    # -- the BatchLedger protocol ------------------------------------------------------------
+
+    async def claim_chunk(self, chunk: Chunk) -> ChunkClaim:
+        """DONE (with the recorded requests) when every lead id of ``chunk`` is recorded, else MINE.
+
+        A journal has one writer, so there is no lease and never BUSY. A chunk only some of
+        whose leads are recorded is sent whole: the leads already generated cost no credit
+        again (D8).
+        """
+        by_lead = self._lead_ids
+        groups: dict[str, tuple[AcceptedRequest, list[str]]] = {}
+        for lead_id in chunk.lead_ids:
+            request = by_lead.get(lead_id)
+            if request is None:
+                return ChunkClaim(ClaimState.MINE, chunk)
+            groups.setdefault(request.secure_request_id, (request, []))[1].append(lead_id)
+        requests = tuple(
+            request
+            if len(ids) == len(request.lead_ids)
+            # Recorded with another chunking: this chunk's share of that request.
+            else AcceptedRequest(request.secure_request_id, tuple(ids), chunk.first_index)
+            for request, ids in groups.values()
+        )
+        return ChunkClaim(ClaimState.DONE, chunk, requests=requests)
+
+    async def record_chunk(self, claim: ChunkClaim, request: AcceptedRequest) -> bool:
+        """:meth:`record` the chunk's accepted request (durable when it returns); True."""
+        await self.record(request)
+        return True
+
+    async def release_chunk(self, claim: ChunkClaim) -> None:
+        """Nothing to release: a journal takes no lease."""
+
+    async def accepted_requests(self) -> list[AcceptedRequest]:
+        """Every recorded request, in input order (``accepted`` is in recording order)."""
+        return sorted(self.accepted, key=lambda r: r.first_index)

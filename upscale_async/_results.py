@@ -52,6 +52,10 @@ class StopReason(enum.StrEnum):
     """An ``on_progress``, ``on_accepted`` or ``on_rejected`` callback raised."""
     CANCELLED = "cancelled"
     """The batch was cancelled (recorded in ``into=``; the cancellation itself propagates)."""
+    LEDGER = "ledger"
+    """The batch ledger (``ledger=``) refused a chunk or failed: the workers were given different
+    input (:class:`~upscale_async.LedgerMismatchError`), Redis could not be reached, or a journal
+    write failed. Fix it and run again: the chunks recorded are not sent twice."""
 
 
 @attrs.frozen
@@ -135,9 +139,12 @@ class BatchSubmission:
     - ``not_submitted``: leads never sent because credits ran out (402) or the key failed
       (401), in input order: resume with ``submit_batch(campaign, batch.not_submitted)``.
 
-    Every input lead is in exactly one of these. ``stopped_by`` is the :class:`StopReason`
-    the batch stopped early for, or None when it ran to its end. ``to_json()``/``from_json()``
-    persist it so that another process can ``await_completion(batch)`` later.
+    Every input lead is in exactly one of these. With a ledger (``ledger=``), the chunks
+    recorded by other workers (or by an earlier run) count as ``accepted`` here too, with their
+    request: each worker's result covers the whole batch. ``stopped_by`` is the
+    :class:`StopReason` the batch stopped early for, or None when it ran to its end.
+    ``to_json()``/``from_json()`` persist it so that another process can
+    ``await_completion(batch)`` later.
     """
 
     accepted: list[AcceptedRequest] = attrs.field(factory=list)

@@ -1,0 +1,161 @@
+"""BatchLedger: where a batch records its accepted chunks, shared by every worker of the batch.
+
+A batch is cut into chunks by position: chunk ``k`` holds input leads ``[k * chunk_size,
+(k + 1) * chunk_size)``. Before posting chunk ``k`` a worker *claims* it; the ledger answers
+
+- ``DONE``: the chunk is already recorded (by this run, an earlier one or another worker): its
+  :class:`AcceptedRequest` comes back and nothing is sent;
+- ``MINE``: this worker holds it now (a lease, on a shared ledger): post it, then
+  :meth:`BatchLedger.record_chunk` the accepted request, or :meth:`BatchLedger.release_chunk`
+  when the post failed so that someone can retry it;
+- ``BUSY``: another live worker holds it: keep its leads, ask again after ``retry_after``
+  seconds (it is then recorded, or its lease expired and this worker takes it over).
+
+Two implementations: the file :class:`~upscale_async.BatchJournal` (one process at a time) and
+``upscale_async.redis.RedisLedger`` (many workers, leases with a TTL). ``submit_batch`` and
+``generate`` take either as ``ledger=``.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import attrs
+import orjson
+
+from ._errors import UpscaleError
+from ._results import AcceptedRequest
+
+__all__ = [
+    "BatchLedger",
+    "Chunk",
+    "ChunkClaim",
+    "ClaimState",
+    "LedgerMismatchError",
+    "chunk_digest",
+]
+
+
+def chunk_digest(lead_ids: Sequence[str]) -> str:
+    """A short hex digest of a chunk's lead ids, in order (what workers compare)."""
+    return hashlib.blake2b(orjson.dumps(list(lead_ids)), digest_size=12).hexdigest()
+
+
+@attrs.frozen
+class Chunk:
+    """One chunk of a batch: its position, its first lead's input index and its lead ids.
+
+    ``digest`` (of the lead ids, in order) is what tells two workers' chunk ``index`` apart
+    when they were not given the same input.
+    """
+
+    index: int
+    first_index: int
+    lead_ids: tuple[str, ...] = attrs.field(repr=lambda ids: f"<{len(ids)} ids>")
+    digest: str = attrs.field()
+
+    @digest.default
+    def _digest(self) -> str:
+        return chunk_digest(self.lead_ids)
+
+
+class ClaimState(enum.Enum):
+    """What a claim on a chunk found (:attr:`ChunkClaim.state`)."""
+
+    DONE = "done"
+    """Already recorded: ``requests`` hold its accepted request; send nothing."""
+    MINE = "mine"
+    """This worker holds the chunk: post it, then record or release it."""
+    BUSY = "busy"
+    """Another live worker holds the chunk: ask again after ``retry_after`` seconds."""
+
+
+@attrs.frozen
+class ChunkClaim:
+    """A ledger's answer to :meth:`BatchLedger.claim_chunk`.
+
+    ``requests``: for ``DONE``, the accepted request(s) holding the chunk's leads (one on a
+    shared ledger; a journal written with another chunk size may need several). ``token``: for
+    ``MINE``, what proves the lease when recording or releasing. ``retry_after``: for
+    ``BUSY``, the seconds to wait before claiming again.
+    """
+
+    state: ClaimState
+    chunk: Chunk
+    requests: tuple[AcceptedRequest, ...] = ()
+    token: str | None = None
+    retry_after: float = 0.0
+
+
+class LedgerMismatchError(UpscaleError):
+    """A worker's chunk differs from the chunk recorded under the same position.
+
+    The workers sharing a ledger were not given the same input in the same order with the same
+    ``chunk_size`` (or the batch name is reused for another batch). Nothing of that chunk was
+    sent. Attributes: ``chunk`` (its position), ``expected`` and ``found`` (the two digests).
+    """
+
+    def __init__(self, message: str, *, chunk: int, expected: str, found: str) -> None:
+        super().__init__(message)
+        self.chunk = chunk
+        self.expected = expected
+        self.found = found
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_mismatch, (str(self), self.chunk, self.expected, self.found))
+
+
+def _rebuild_mismatch(message: str, chunk: int, expected: str, found: str) -> LedgerMismatchError:
+    return LedgerMismatchError(message, chunk=chunk, expected=expected, found=found)
+
+
+def mismatch(chunk: Chunk, recorded: str, where: str) -> LedgerMismatchError:
+    """The error for a chunk whose digest differs from the one ``where`` recorded."""
+    return LedgerMismatchError(
+        f"chunk {chunk.index} (from input lead {chunk.first_index}) differs from the chunk "
+        f"{where} recorded at that position (digest {chunk.digest}, recorded {recorded}): "
+        "every worker of a "
+        "batch must be given the same input in the same order with the same chunk_size; give "
+        "a different batch its own batch name. Nothing of this chunk was sent",
+        chunk=chunk.index,
+        expected=recorded,
+        found=chunk.digest,
+    )
+
+
+@runtime_checkable
+class BatchLedger(Protocol):
+    """What ``submit_batch(..., ledger=)`` and ``generate(..., ledger=)`` need of a ledger.
+
+    Implemented by :class:`~upscale_async.BatchJournal` (a file, one process at a time) and
+    ``upscale_async.redis.RedisLedger`` (Redis, many workers). Every method may raise; the
+    batch then stops with ``StopReason.LEDGER`` and accounts for every lead as usual.
+    """
+
+    async def claim_chunk(self, chunk: Chunk) -> ChunkClaim:
+        """Claim ``chunk`` before posting it: DONE, MINE or BUSY (see :class:`ClaimState`).
+
+        Raises:
+            LedgerMismatchError: the ledger recorded another chunk at this position.
+        """
+        ...
+
+    async def record_chunk(self, claim: ChunkClaim, request: AcceptedRequest) -> bool:
+        """Record the accepted request of a chunk claimed MINE, atomically; release its lease.
+
+        Returns False when it was not recorded by this call because the lease was lost to
+        another worker (which posts the same body and, by D8, gets the same request id) or the
+        chunk was recorded meanwhile; the request is accepted all the same.
+        """
+        ...
+
+    async def release_chunk(self, claim: ChunkClaim) -> None:
+        """Give up a chunk claimed MINE that was not accepted, so a later claim can retry it."""
+        ...
+
+    async def accepted_requests(self) -> list[AcceptedRequest]:
+        """Every accepted request recorded, in input order (to await and collect results)."""
+        ...
