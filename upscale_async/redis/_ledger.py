@@ -97,8 +97,8 @@ return {'RECORDED', ''}
 """
 # KEYS: a lease. ARGV: token.
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+if redis.call('GET', KEYS[1]) == ARGV[1] then return {'RELEASED', redis.call('DEL', KEYS[1])} end
+return {'NOT_HELD', 0}
 """
 # KEYS: leases. ARGV: lease ms, then the token of each lease.
 _RENEW = """
