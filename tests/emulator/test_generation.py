@@ -184,6 +184,16 @@ async def test_same_body_same_id_no_double_charge(
     assert not emu.state.double_charges()
 
 
+async def test_body_posts_counts_each_body_sent(
+    emu: Emulator, session: aiohttp.ClientSession
+) -> None:
+    """state.body_posts() counts the posts of each request's body: twice for a re-post."""
+    twice = await submit(session, emu, make_body(3))
+    await submit(session, emu, make_body(3))
+    once = await submit(session, emu, make_body(4))
+    assert emu.state.body_posts() == {twice: 2, once: 1}
+
+
 async def test_generated_pairs_are_free_and_reuse_text(
     emu: Emulator, session: aiohttp.ClientSession
 ) -> None:

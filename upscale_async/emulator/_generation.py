@@ -76,6 +76,7 @@ class Engine:
         """
         account = self._state.accounts[api_key]
         digest = _digest(body)
+        account.posts[digest] += 1
         existing = account.bodies.get(digest)
         if existing is not None:  # the same body again: the same request, charged once (D8)
             self._state.submissions += 1

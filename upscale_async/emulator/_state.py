@@ -108,6 +108,9 @@ class Account:
     """Canonical body digest -> secure_request_id (D8)."""
     charges: Counter[tuple[str, str]] = attrs.Factory(Counter)
     """(lead id, message type) -> times charged; a correct run never exceeds 1."""
+    posts: Counter[bytes] = attrs.Factory(Counter)
+    """Canonical body digest -> times that body was posted and answered (dedupe hits included,
+    credit refusals too): a body posted twice is one request (D8) sent twice."""
     used: int = 0
 
 
@@ -167,6 +170,14 @@ class EmulatorState:
             for (lead_id, kind), n in account.charges.items():
                 counts[key, lead_id, kind] = n
         return counts
+
+    def body_posts(self) -> dict[str, int]:
+        """``secure_request_id`` -> how many times its body was posted (1 when sent once)."""
+        return {
+            request_id: account.posts[digest]
+            for account in self.accounts.values()
+            for digest, request_id in account.bodies.items()
+        }
 
     def double_charges(self) -> list[tuple[str, str, str]]:
         """Every (api key, lead id, message type) charged more than once (empty when correct)."""
