@@ -22,6 +22,7 @@ import attrs
 import orjson
 
 from .._models import CompletionEvent
+from ._guard import FloodLog
 
 __all__ = [
     "DEFAULT_EVENT_TTL",
@@ -318,7 +319,7 @@ class CompletionHub:
             event = await hub.wait(accepted.secure_request_id, timeout=600)
     """
 
-    __slots__ = ("_backend", "_clock", "_memory", "_open", "_ready", "_waiters")
+    __slots__ = ("_backend", "_clock", "_log", "_memory", "_open", "_ready", "_waiters")
 
     def __init__(
         self,
@@ -345,6 +346,7 @@ class CompletionHub:
         # coroutine per call (10,000 deliveries cost what they did when the seam was sync).
         self._memory = self._backend if type(self._backend) is MemoryBackend else None
         self._clock = clock
+        self._log = FloodLog(logger, 10, 1.0)  # store errors, one per waiter: rate-limited
         self._waiters: dict[str, list[asyncio.Future[CompletionEvent]]] = {}
         self._open = False
         # Whether wait and deliver may run: always for a backend that needs no opening.
@@ -447,6 +449,11 @@ class CompletionHub:
         next one when nobody waits here; then announces it to the other hubs sharing the
         backend. Call it from the hub's event loop. Raises ``RuntimeError`` when the backend
         needs opening and the hub is not open.
+
+        When a backend call raises (a shared store that cannot be reached), this hub's own
+        waiters for the id are resolved all the same, then the error propagates: the receiver
+        answers 503, so the sender retries and the retry reaches the other hubs once the
+        store is back.
         """
         memory = self._memory
         if memory is not None:  # the same steps, none of which can suspend; publish is a no-op
@@ -460,7 +467,15 @@ class CompletionHub:
             raise self._not_open()
         backend = self._backend
         now = self._clock()
-        if not await backend.remember(event.dedupe_key, now):
+        try:
+            new = await backend.remember(event.dedupe_key, now)
+        except BaseException:
+            # The store cannot be reached (or the call was cancelled): the event is not
+            # shared, but this hub's own waiters still wake (retrieve confirms completion).
+            # The error goes on, so the receiver answers 503 and the sender retries later.
+            self._resolve(event)
+            raise
+        if not new:
             return False
         if not self._resolve(event):
             await backend.keep(event, now)
@@ -477,6 +492,11 @@ class CompletionHub:
         Returns at once when the event arrived earlier. Raises the builtin ``TimeoutError``
         after ``timeout`` seconds (None: no limit). On timeout or cancellation the waiter is
         removed. Raises ``RuntimeError`` when the backend needs opening and the hub is not open.
+
+        When the backend cannot look up a kept event (a shared store that cannot be reached),
+        the error is logged (at most 10 lines a second) and the wait goes on: a delivery, or an
+        announcement once the store is back, still resolves it, and ``timeout`` still applies
+        (``await_completion`` then polls).
         """
         if not self._ready:
             raise self._not_open()
@@ -491,13 +511,24 @@ class CompletionHub:
         backend = self._backend
         try:
             # The two branches are the same but for the timeout (no extra coroutine per wait).
+            # A store that cannot be reached must not fail the wait: the waiter stays
+            # registered (a delivery here, or an announcement once the store is back, still
+            # wakes it) and its timeout sends the caller to its fallback poll.
             if timeout is None:
-                event = await backend.take(secure_request_id, self._clock())
+                try:
+                    event = await backend.take(secure_request_id, self._clock())
+                except Exception as exc:
+                    self._store_failed("take", secure_request_id, exc)
+                    event = None
                 if event is not None:
                     self._resolve(event)  # every local waiter on the id, this one included
                 return await future
             async with asyncio.timeout(timeout):
-                event = await backend.take(secure_request_id, self._clock())
+                try:
+                    event = await backend.take(secure_request_id, self._clock())
+                except Exception as exc:
+                    self._store_failed("take", secure_request_id, exc)
+                    event = None
                 if event is not None:
                     self._resolve(event)
                 return await future
@@ -506,6 +537,16 @@ class CompletionHub:
             if rescued is not None:
                 await self._keep_rescued(rescued)
             raise
+
+    def _store_failed(self, call: str, secure_request_id: str, exc: Exception) -> None:
+        self._log.warning(
+            "the completion store failed in %s for %s (%s: %s); the waiter goes on waiting "
+            "and falls back to polling at its timeout",
+            call,
+            secure_request_id,
+            type(exc).__name__,
+            exc,
+        )
 
     def _discard(
         self, secure_request_id: str, future: asyncio.Future[CompletionEvent]

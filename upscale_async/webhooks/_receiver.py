@@ -166,7 +166,9 @@ def webhook_handler(
     """An aiohttp.web handler that verifies completion webhooks and delivers them to ``hub``.
 
     The hub is the caller's to open and close (``async with hub:``); the handler only awaits
-    ``hub.deliver``, so with a shared backend a store error answers 500 and Upscale retries.
+    ``hub.deliver``. When that raises (a shared store such as Redis cannot be reached; the hub
+    has then woken its own waiters for the id), the handler logs it and answers 503, so that
+    Upscale retries the webhook and the retry reaches every replica once the store is back.
 
     Answers 200 ``{"ok": true}`` for a good event (also a duplicate, or an id nobody waits on:
     it is kept for a waiter that may register a moment later), 401 for a bad or stale
@@ -215,6 +217,18 @@ def _rejected(
     return _error(status, str(error))
 
 
+def _not_delivered(log: FloodLog, event: CompletionEvent, error: Exception) -> web.Response:
+    """Answer 503 for a webhook the hub could not share (its store failed): retried later."""
+    log.warning(
+        "webhook for %s answered 503, to be retried by its sender: the hub could not deliver "
+        "it (%s: %s); this replica's own waiters for it were woken",
+        event.secure_request_id,
+        type(error).__name__,
+        error,
+    )
+    return _error(503, "the completion store is unavailable; retry later")
+
+
 def _make_handler(
     hub: CompletionHub,
     verifier: WebhookVerifier,
@@ -244,7 +258,10 @@ def _make_handler(
             return _rejected(log, on_rejected, 401, exc, request.remote)
         except WebhookPayloadError as exc:
             return _rejected(log, on_rejected, 400, exc, request.remote)
-        new = await hub.deliver(event)
+        try:
+            new = await hub.deliver(event)
+        except Exception as exc:
+            return _not_delivered(log, event, exc)
         return web.Response(body=_OK if new else _DUPLICATE, content_type="application/json")
 
     return handle_upscale_webhook
