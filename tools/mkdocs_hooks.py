@@ -4,7 +4,8 @@ A line ``::: upscale_async.webhooks`` alone in a page under ``docs/reference/`` 
 mkdocstrings directive with ``members`` set to that module's ``__all__``, imported when the site is
 built: a name added to ``__all__`` appears without editing the page, in ``__all__``'s order
 (mkdocstrings still groups attributes, classes and functions), and nothing outside ``__all__``
-does. A directive with options of its own on the following lines is left as written.
+does. A directive with options of its own on the following lines is left as written. (Under
+``mkdocs serve`` the module is imported once: restart it to see a name added to ``__all__``.)
 """
 
 from __future__ import annotations
