@@ -417,6 +417,7 @@ async def test_calls_while_down_fail_fast_and_recover(owned: tuple[RedisServer, 
         with pytest.raises(RedisUnavailableError, match="is unreachable") as caught:
             await a.remember("k", 0.0)
     assert "the backend reconnects by itself" in str(caught.value)
+    assert " for " in str(caught.value)  # how long it has been down
     assert repr(a).endswith(", down)")
     server.start()
     await until(lambda: a.available)

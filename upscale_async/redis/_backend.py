@@ -562,11 +562,11 @@ class RedisBackend:
             raise self._unavailable(call, self._down)
 
     def _unavailable(self, call: str, reason: str) -> RedisUnavailableError:
-        since = time.monotonic() - self._down_since if self._down is not None else 0.0
+        down = self._down is not None
+        since = f" for {time.monotonic() - self._down_since:.1f} s" if down else ""
         return RedisUnavailableError(
-            f"{call}: Redis at {self._shown} is unreachable ({reason}; for {since:.1f} s); "
-            "the backend reconnects by itself: waiters fall back to polling meanwhile, and a "
-            "webhook answered 503 is retried by its sender",
+            f"{call}: Redis at {self._shown} is unreachable{since} ({reason}); the backend "
+            "reconnects by itself",
             url=self._shown,
         )
 
