@@ -1,6 +1,6 @@
 """The upscale_async benchmark suite: one command, a table per section, every figure in JSON.
 
-    python benchmarks/run.py [--quick] [--json OUT.json] [--only submit,cpu,memory,webhooks,e2e]
+    python benchmarks/run.py [--quick] [--json OUT.json] [--only submit,cpu,memory,webhooks,e2e,ledger]
 
 Sections (the targets come from issue 7 and issue 4; they are printed, never asserted):
 
@@ -25,6 +25,10 @@ Sections (the targets come from issue 7 and issue 4; they are printed, never ass
    message types through submit_batch + await_completion, by webhook and by polling; wall time,
    retrieve calls per request (the emulator's per-endpoint counts) and the floor set by the
    emulator's generation rate; plus ``bench_emulator`` (the emulator's own intake rate).
+
+6. ``ledger``: ``bench_ledger.run(quick)``: what a shared ``RedisLedger`` costs per chunk (Redis
+   round trips counted by the client, wall time against the sink; one worker and two workers on
+   one batch). Without a Redis (``UPSCALE_REDIS_URL`` or 127.0.0.1:6379) it prints a skip line.
 
 ``--quick`` (CI smoke test) shrinks every section to finish in well under a minute.
 Everything listens on 127.0.0.1 only; every child process is stopped on the way out.
@@ -78,7 +82,7 @@ from upscale_async._spec.validation import check_lead  # noqa: E402
 from upscale_async._wire import encode_request, structure_retrieved  # noqa: E402
 from upscale_async.testing import iter_sample_leads, make_campaign, sample_leads  # noqa: E402
 
-SECTIONS = ("submit", "cpu", "memory", "webhooks", "e2e")
+SECTIONS = ("submit", "cpu", "memory", "webhooks", "e2e", "ledger")
 API_KEY = "bench-key"
 TYPES = (MessageType.CONNECTION_REQUEST, MessageType.FIRST_FOLLOW_UP)
 
@@ -939,6 +943,26 @@ def table_e2e(data: Json) -> str:
     return "\n".join(lines)
 
 
+# -- 6. the shared batch ledger -----------------------------------------------------------------
+
+
+def section_ledger(quick: bool) -> Json:
+    module = _optional_module("bench_ledger")
+    if module is None or not hasattr(module, "run"):
+        return {"skipped": "benchmarks/bench_ledger.py has no run(quick)"}
+    figures: Json = module.run(quick)
+    if "skipped" in figures:
+        return {"skipped": figures["skipped"]}
+    return {"figures": figures, "table": module._table(figures)}
+
+
+def table_ledger(data: Json) -> str:
+    title = "6. Shared batch ledger (benchmarks/bench_ledger.py)"
+    if "skipped" in data:
+        return f"{title}: skipped ({data['skipped']})"
+    return f"{title}\n{data['table']}"
+
+
 # -- main --------------------------------------------------------------------------------------
 
 RUNNERS: dict[str, tuple[Callable[[bool], Json], Callable[[Json], str]]] = {
@@ -947,6 +971,7 @@ RUNNERS: dict[str, tuple[Callable[[bool], Json], Callable[[Json], str]]] = {
     "memory": (section_memory, table_memory),
     "webhooks": (section_webhooks, table_webhooks),
     "e2e": (section_e2e, table_e2e),
+    "ledger": (section_ledger, table_ledger),
 }
 
 

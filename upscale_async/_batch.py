@@ -46,6 +46,10 @@ _NO_LOCK = contextlib.nullcontext()
 #: With a ledger, how many chunks held by other workers one worker keeps per unit of
 #: concurrency, waiting to claim them again, before it stops pulling new ones.
 _BUSY_PER_TASK: Final = 4
+#: Seconds before the first re-claim of a chunk another worker holds; each later wait doubles,
+#: up to the ledger's ``retry_after`` (a chunk in flight elsewhere is usually recorded within
+#: one request's latency; one held by a dead worker waits for its lease to expire).
+_RECHECK_FIRST: Final = 0.02
 #: Seconds a lease release may take on the way out of a cancelled chunk (it expires anyway).
 _RELEASE_TIMEOUT: Final = 2.0
 
@@ -120,7 +124,7 @@ async def _call(callback: Callable[[Any], Awaitable[None] | None] | None, arg: A
 class _Held:
     """A checked chunk waiting for the ledger: what to post, and what to hand back if not."""
 
-    __slots__ = ("chunk", "ids", "originals", "start", "wire")
+    __slots__ = ("chunk", "ids", "originals", "rechecks", "start", "wire")
 
     def __init__(
         self, wire: list[Any], originals: list[Any], ids: list[str], start: int, chunk: Chunk
@@ -130,6 +134,7 @@ class _Held:
         self.ids = ids
         self.start = start
         self.chunk = chunk
+        self.rechecks = 0
 
     def __lt__(self, other: _Held) -> bool:  # heap ties on the due time: input order
         return self.start < other.start
@@ -429,13 +434,14 @@ class _Batch:
         """:meth:`worker` with a ledger: claim each chunk; re-check the ones others hold."""
         busy = self.busy
         while self.stop is None:
-            if busy and busy[0][0] <= anyio.current_time():
+            now = anyio.current_time()
+            if busy and busy[0][0] <= now:
                 held: _Held | None = heapq.heappop(busy)[1]
             elif self.exhausted or len(busy) >= self.max_busy:
                 if not busy:
                     return
                 # Wait for the first chunk another worker holds rather than pull more.
-                await anyio.sleep(busy[0][0] - anyio.current_time())
+                await anyio.sleep(busy[0][0] - now)
                 continue
             else:
                 held = await self.pull_chunk()
@@ -484,7 +490,9 @@ class _Batch:
         elif claim.state is ClaimState.DONE:
             await self.recorded_before(claim.requests)
         else:
-            heapq.heappush(self.busy, (anyio.current_time() + claim.retry_after, held))
+            wait = min(claim.retry_after, _RECHECK_FIRST * 2**held.rechecks)
+            held.rechecks += 1
+            heapq.heappush(self.busy, (anyio.current_time() + wait, held))
 
     async def recorded_before(self, requests: tuple[AcceptedRequest, ...]) -> None:
         """Account for a chunk the ledger holds already (another worker, an earlier run)."""

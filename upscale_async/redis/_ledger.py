@@ -54,8 +54,9 @@ __all__ = [
 DEFAULT_LEASE_TTL: Final = 30.0
 """Seconds a chunk's lease lives without renewal: how long the chunks of a worker that died
 wait before another worker takes them over. Leases are renewed every third of it."""
-DEFAULT_RECHECK_INTERVAL: Final = 0.25
-"""At most this many seconds between two claims of a chunk another worker holds."""
+DEFAULT_RECHECK_INTERVAL: Final = 1.0
+"""At most this many seconds between two claims of a chunk another worker holds (the batch
+starts at 20 ms and doubles the wait up to this, or to the lease's expiry if sooner)."""
 DEFAULT_LEDGER_RETENTION: Final = 7 * 24 * 3600.0
 """Seconds a batch's records are kept after its last record (None: kept until ``clear()``)."""
 
