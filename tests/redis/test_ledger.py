@@ -14,6 +14,7 @@ from upscale_async import (
     BatchInterruptedError,
     BatchPolicy,
     ConfigurationError,
+    PollPolicy,
     StopReason,
     UpscaleClient,
 )
@@ -269,3 +270,34 @@ async def test_redis_going_away_stops_the_batch_with_every_lead_accounted(
     assert server.url.split("/0")[0] in str(error.__cause__)
     assert error.partial.total == 300
     assert error.partial.accepted_count + error.partial.not_submitted_count == 300
+
+
+async def test_generate_on_a_ledger_awaits_what_another_worker_sent(open_ledger: Open) -> None:
+    """generate(ledger=) after a submitting worker posts nothing and hands out every lead once."""
+    leads = sample_leads(30)
+    async with Emulator(webhook_secret=None) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
+            async with open_ledger() as one:
+                await client.submit_batch(make_campaign(), leads, batch=POLICY, ledger=one)
+            fast = client.with_options(poll=PollPolicy(initial=0.01, max_interval=0.05))
+            async with open_ledger() as two:
+                async with fast.generate(
+                    make_campaign(), leads, batch=POLICY, ledger=two
+                ) as outcomes:
+                    seen = [outcome async for outcome in outcomes]
+    assert sorted(o.lead_id for o in seen) == [lead["automation_tool_lead_id"] for lead in leads]
+    assert {o.outcome for o in seen} == {"generated"}
+    assert emu.state.submissions == 3
+
+
+async def test_generate_refuses_a_ledger_and_accepted_together(open_ledger: Open) -> None:
+    """ledger= and accepted= together would hand out the ledger's leads twice: refused."""
+    async with Emulator(webhook_secret=None) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
+            async with open_ledger() as ledger:
+                earlier = [AcceptedRequest("req-0", ("a",), 0)]
+                with pytest.raises(ValueError, match="pass ledger= or accepted=, not both"):
+                    async with client.generate(
+                        make_campaign(), [], ledger=ledger, accepted=earlier
+                    ):
+                        pass
