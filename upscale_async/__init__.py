@@ -66,6 +66,7 @@ from ._results import (
     StopReason,
 )
 from ._spec.contract import MessageType, Tone
+from ._spec.speedups import extensions_active
 from ._version import __version__
 
 __all__ = [
@@ -123,6 +124,7 @@ __all__ = [
     "WebhookPayloadError",
     "WebhookVerificationError",
     "__version__",
+    "extensions_active",
 ]
 
 for _name in __all__:

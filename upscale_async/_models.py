@@ -14,7 +14,8 @@ import attrs
 
 from ._spec.contract import MESSAGE_FIELDS, MessageType, Tone
 from ._spec.sequence import SequenceEntry, parse_entry
-from ._spec.validation import WithExtraFields, closest
+from ._spec.speedups import init_lead
+from ._spec.validation import LEAD_FIELDS, WithExtraFields, check_lead, closest
 
 __all__ = [
     "Account",
@@ -165,13 +166,61 @@ class Campaign:
         return body
 
 
-@attrs.frozen(kw_only=True)
+class _Extra(dict[str, Any]):
+    """A lead's ``extra``: a copy that cannot change (the lead was checked with these keys)."""
+
+    __slots__ = ()
+
+    def _frozen(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("Lead.extra cannot be changed; build a new Lead (attrs.evolve)")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _frozen
+    __ior__ = _frozen
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Extra, (dict(self),))
+
+
+_NO_EXTRA: Mapping[str, Any] = _Extra()
+_LEAD_FIELD_SET = frozenset(LEAD_FIELDS)
+
+
+def _lead_extra(extra: object) -> Mapping[str, Any]:
+    """``extra`` as a frozen copy; a lead field in it is refused (it would replace the field)."""
+    if not isinstance(extra, Mapping):
+        raise TypeError(f"extra must be a mapping of keys to send, not {type(extra).__name__}")
+    if not extra:
+        return _NO_EXTRA
+    clash = [key for key in extra if key in _LEAD_FIELD_SET]
+    if clash:
+        from ._errors import ValidationError
+
+        raise ValidationError(
+            [
+                (
+                    f"extra.{key}",
+                    f"extra.{key} is a lead field: pass it as Lead({key}=...), not in extra "
+                    "(extra holds keys that are not lead fields)",
+                )
+                for key in clash
+            ]
+        )
+    return _Extra(extra)
+
+
+@attrs.frozen(kw_only=True, init=False)
 class Lead:
     """One prospect (an entry of ``lead_data``).
 
     ``extra`` holds additional keys sent as they are (for example a per-lead ``job_title``).
     It is the way to send keys that are not lead fields: in a plain mapping lead, such a key
-    is reported as a likely typo and the lead is not sent.
+    is reported as a likely typo and the lead is not sent. It is copied and cannot change
+    afterwards; a lead field in it raises :class:`~upscale_async.ValidationError` (it would
+    replace the field).
+
+    A Lead is checked once, when it is built: a valid one keeps its wire object, so a batch
+    of Leads only serializes them. An invalid one is built all the same; the batch (or
+    ``request_message_generation``) reports its problems.
     """
 
     automation_tool_lead_id: str
@@ -181,7 +230,39 @@ class Lead:
     last_name: str
     lead_company_website_url: str | None = None
     lead_specified_url: str | None = None
-    extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    extra: Mapping[str, Any] = attrs.field(default=_NO_EXTRA, hash=False)
+    # The checked wire object, or None when the lead is not valid (never compared or shown).
+    _wire: dict[str, Any] | None = attrs.field(init=False, eq=False, repr=False, hash=False)
+
+    def __init__(
+        self,
+        *,
+        automation_tool_lead_id: str,
+        lead_linkedin: str,
+        lead_company: str,
+        first_name: str,
+        last_name: str,
+        lead_company_website_url: str | None = None,
+        lead_specified_url: str | None = None,
+        extra: Mapping[str, Any] = _NO_EXTRA,
+    ) -> None:
+        if extra is not _NO_EXTRA:
+            extra = _lead_extra(extra)
+        init_lead(
+            self,
+            automation_tool_lead_id,
+            lead_linkedin,
+            lead_company,
+            first_name,
+            last_name,
+            lead_company_website_url,
+            lead_specified_url,
+            extra,
+        )
+        if self._wire is None:  # not plain, or extra keys: the exact rules decide
+            wire = self.to_wire()
+            if not check_lead(wire, 0):
+                object.__setattr__(self, "_wire", wire)
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON object sent on the wire; both optional URLs are always present (null)."""
@@ -213,12 +294,11 @@ class Lead:
         go to ``extra`` and are sent with the lead.
         """
         from ._errors import ValidationError
-        from ._spec.validation import check_lead
 
         problems = check_lead(data, index, allow_extra_fields=allow_extra_fields)
         if problems:
             raise ValidationError(problems)
-        known = attrs.fields_dict(cls)
+        known = _FROM_MAPPING_KNOWN
         return cls(
             automation_tool_lead_id=data["automation_tool_lead_id"],
             lead_linkedin=data["lead_linkedin"],
@@ -229,6 +309,10 @@ class Lead:
             lead_specified_url=data.get("lead_specified_url"),
             extra={k: v for k, v in data.items() if k not in known},
         )
+
+
+#: The keys ``Lead.from_mapping`` does not put in ``extra``: the lead fields, and ``extra``.
+_FROM_MAPPING_KNOWN = frozenset({*LEAD_FIELDS, "extra"})
 
 
 @attrs.frozen(kw_only=True)

@@ -5,7 +5,9 @@ Both the SDK (before any request) and the emulator (on every request) run these 
 server's templates (``lead_data[3].first_name is required but was missing or blank``) and come
 in the server's order: top-level fields first, then ``lead_data[i]`` in index order.
 
-The per-lead check is the hot path of a batch: it allocates nothing for a valid lead.
+The per-lead check is the hot path of a batch: it allocates nothing for a valid lead. Its fast
+part, :func:`plain_leads`, is compiled when the package was built with a C compiler
+(``speedups``); the exact rules below find the messages either way.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .contract import (
 )
 from .countries import ISO_3166_ALPHA2
 from .sequence import parse_sequence
+from .speedups import plain_leads as plain_leads  # re-exported: the tests and _batch use it
 
 #: One problem: (path, message). The message starts with the path, as the server's do.
 Problem = tuple[str, str]
@@ -229,90 +232,6 @@ def check_campaign(
                 )
             )
     return problems
-
-
-def _plain_url(value: object) -> bool:
-    """True for the common case of a valid URL: ``http(s)://`` and a host, printable, no spaces.
-
-    False means "look closer" (the exact rules in ``url_problem`` decide), never "invalid".
-    """
-    return (
-        type(value) is str
-        and (
-            (value.startswith("https://") and len(value) > 8 and value[8] not in "/?#")
-            or (value.startswith("http://") and len(value) > 7 and value[7] not in "/?#")
-        )
-        and " " not in value
-        and value.isprintable()
-    )
-
-
-# Long: the hot path of a batch, every check inlined in one frame on purpose (measured).
-def plain_leads(leads: Sequence[Any]) -> list[bool]:
-    """For each lead, True when it passes the fast checks (and so is surely valid).
-
-    This is the hot path of a batch: one frame for a whole chunk, every check inlined. A False
-    means "look closer": :func:`check_lead` applies the exact rules and finds the messages.
-    The checks: a dict with no keys but the lead fields, whose required fields are non-blank
-    strings and whose URLs are plain ``http(s)://host...`` strings without spaces
-    (``_plain_url``, inlined here).
-    """
-    out: list[bool] = []
-    append = out.append
-    for lead in leads:
-        if not isinstance(lead, dict):
-            append(False)
-            continue
-        # The key check costs nothing measurable: the usual lead has all seven keys, and two
-        # subscripts (which raise only for a lead that lacks one, so has another key instead)
-        # are cheaper than the two .get() calls they replace. Fewer keys: compare the set.
-        if len(lead) == 7:
-            try:
-                website = lead["lead_company_website_url"]
-                specified = lead["lead_specified_url"]
-            except KeyError:
-                append(False)
-                continue
-        elif len(lead) < 7 and _LEAD_KEYS.issuperset(lead):
-            website = lead.get("lead_company_website_url")
-            specified = lead.get("lead_specified_url")
-        else:
-            append(False)
-            continue
-        get = lead.get
-        lead_id = get("automation_tool_lead_id")
-        company = get("lead_company")
-        first = get("first_name")
-        last = get("last_name")
-        linkedin = get("lead_linkedin")
-        append(
-            type(lead_id) is str
-            and type(company) is str
-            and type(first) is str
-            and type(last) is str
-            and type(linkedin) is str
-            and lead_id != ""
-            and company != ""
-            and first != ""
-            and last != ""
-            and not lead_id.isspace()
-            and not company.isspace()
-            and not first.isspace()
-            and not last.isspace()
-            and (
-                (linkedin.startswith("https://") and len(linkedin) > 8 and linkedin[8] not in "/?#")
-                or (
-                    linkedin.startswith("http://")
-                    and len(linkedin) > 7
-                    and linkedin[7] not in "/?#"
-                )
-            )
-            and " " not in linkedin
-            and linkedin.isprintable()
-            and (website is None or _plain_url(website))
-            and (specified is None or _plain_url(specified))
-        )
-    return out
 
 
 def check_lead(lead: object, index: int, *, allow_extra_fields: bool = False) -> list[Problem]:

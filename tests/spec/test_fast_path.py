@@ -1,0 +1,222 @@
+"""The compiled fast lead checks (``_plain_c``) answer exactly as the pure-Python ones (``_plain``).
+
+A differential property test over generated leads, valid and invalid: the fast checks agree
+lead by lead, a plain lead is always valid by the exact rules, and a batch chunk, a
+``check_lead`` and a built ``Lead`` give the same results and messages on either path. Where
+the extension was not built (no C compiler) these tests skip, except under CI (``CI=1``),
+where they fail: CI builds it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+from unittest import mock
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import upscale_async
+from upscale_async import Lead
+from upscale_async._batch import _Batch
+from upscale_async._results import BatchSubmission
+from upscale_async._spec import _plain, speedups, validation
+from upscale_async._spec.validation import WithExtraFields, check_lead
+
+
+def _compiled() -> ModuleType:
+    try:
+        return importlib.import_module("upscale_async._spec._plain_c")
+    except ImportError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the compiled fast path was not built ({exc}); CI builds it")
+        pytest.skip(
+            "the compiled fast path is not built (no C compiler when installed?): "
+            "pip install -e . with gcc or clang present builds it"
+        )
+
+
+FIELDS = validation.LEAD_FIELDS
+# Pieces of URLs around every edge of the fast rule: scheme case, the first character after
+# it, spaces, other whitespace, unprintable and non-ASCII characters.
+schemes = st.sampled_from(["https://", "http://", "HTTPS://", "Http://", "ftp://", "https:/", ""])
+url_chars = st.sampled_from(
+    [*"ab/?#:. -_%", "\t", "\n", "\x1c", "\x00", "\x7f", "é", "ü", "\u00a0", "\u200b", "日"]
+)
+urls = st.builds(
+    lambda scheme, rest: scheme + "".join(rest), schemes, st.lists(url_chars, max_size=6)
+)
+texts = st.sampled_from(
+    [
+        "",
+        " ",
+        "\t",
+        "\x1c",
+        "\x1f",
+        "\u3000",
+        "\u2028",
+        " \x1c ",
+        "a",
+        " a ",
+        "Müller",
+        "\x00",
+        "日本",
+    ]
+)
+odd = st.none() | st.integers(0, 3) | st.booleans() | st.just(["x"])
+values = st.one_of(texts, urls, odd)
+keys = st.sampled_from([*FIELDS, "job_title", "firstname"])
+
+
+@st.composite
+def leads(draw: st.DrawFn) -> Any:
+    """A lead: mostly a dict with most lead fields, sometimes broken in one or more ways."""
+    kind = draw(st.sampled_from(["valid", "one", "one", "one", "mutated", "wild", "other"]))
+    if kind == "other":
+        return draw(st.sampled_from([None, 3, "lead", ["a"], ("automation_tool_lead_id",)]))
+    lead: dict[Any, Any] = {
+        "automation_tool_lead_id": draw(st.sampled_from(["id-1", "id-2", "日本-3"])),
+        "lead_linkedin": draw(
+            st.sampled_from(["https://www.linkedin.com/in/a", "http://x.example/ü"])
+        ),
+        "lead_company": "Acme",
+        "first_name": draw(st.sampled_from(["Ada", "José"])),
+        "last_name": "Smith",
+        "lead_company_website_url": draw(st.sampled_from([None, "https://acme.example"])),
+        "lead_specified_url": None,
+    }
+    if kind == "one":  # one field changed: an edge of one rule, the others all valid
+        key = draw(st.sampled_from(FIELDS))
+        lead[key] = draw(texts | urls if "url" in key or "linkedin" in key else texts)
+    elif kind == "mutated":
+        for key in draw(st.lists(keys, max_size=3)):
+            lead[key] = draw(values)
+        for key in draw(st.lists(st.sampled_from(FIELDS), max_size=2)):
+            lead.pop(key, None)
+    elif kind == "wild":
+        lead = draw(st.dictionaries(keys, values, max_size=8))
+    if draw(st.integers(0, 9)) == 0:
+        return WithExtraFields(lead)
+    return lead
+
+
+@contextmanager
+def path(impl: ModuleType) -> Iterator[None]:
+    """Run the package's validation and batch code on one implementation of the fast checks."""
+    with (
+        mock.patch.object(validation, "plain_leads", impl.plain_leads),
+        mock.patch("upscale_async._batch.plain_leads", impl.plain_leads),
+        mock.patch.object(speedups, "chunk_wire", impl.chunk_wire),
+        mock.patch("upscale_async._models.init_lead", impl.init_lead),
+    ):
+        yield
+
+
+def _batch_validate(chunk: list[Any]) -> tuple[Any, ...]:
+    batch = _Batch.__new__(_Batch)  # only what validate() reads
+    batch.seen = {"id-2"}  # one id "seen in an earlier chunk"
+    batch.result = BatchSubmission()
+    wire, originals, ids = batch.validate(list(chunk), 10)
+    rejected = [(r.index, r.lead, r.errors) for r in batch.result.rejected]
+    return wire, originals, ids, rejected
+
+
+def _as_lead(data: Any) -> Any:
+    """A Lead built from a dict lead's fields and extra keys (or the lead itself)."""
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        return data
+    fields = {k: v for k, v in data.items() if k in FIELDS}
+    extra = {k: v for k, v in data.items() if k not in FIELDS}
+    try:
+        return Lead(**fields, extra=extra)
+    except TypeError:  # a required field missing: not a Lead
+        return data
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(leads(), min_size=1, max_size=6))
+def test_compiled_and_pure_fast_checks_agree(chunk: list[Any]) -> None:
+    """Lead by lead, the two fast checks agree, and a plain lead is valid by the exact rules."""
+    compiled = _compiled()
+    assert compiled.plain_leads(chunk) == _plain.plain_leads(chunk)
+    for lead, plain in zip(chunk, _plain.plain_leads(chunk), strict=True):
+        if plain:
+            assert check_lead(lead, 0) == []
+    pure_chunk = _plain.chunk_wire(chunk, Lead)
+    compiled_chunk = compiled.chunk_wire(chunk, Lead)
+    assert compiled_chunk == pure_chunk
+    assert (pure_chunk is None) == (not all(_plain.plain_leads(chunk)))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(leads(), min_size=1, max_size=6), st.booleans())
+def test_compiled_and_pure_paths_give_the_same_results_and_messages(
+    chunk: list[Any], as_leads: bool
+) -> None:
+    """check_lead, a batch chunk and built Leads: the same results and messages on both paths."""
+    compiled = _compiled()
+    outcomes = []
+    for impl in (_plain, compiled):
+        with path(impl):
+            items = [_as_lead(lead) for lead in chunk] if as_leads else chunk
+            wires = [getattr(item, "_wire", "not a Lead") for item in items]
+            messages = [check_lead(lead, i) for i, lead in enumerate(chunk)]
+            outcomes.append((wires, messages, _batch_validate(items)))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_a_lead_is_checked_once_when_built_on_either_path() -> None:
+    """A valid Lead keeps its wire dict (to_wire's content); an invalid one keeps None."""
+    compiled = _compiled()
+    good = {
+        "automation_tool_lead_id": "a",
+        "lead_linkedin": "https://www.linkedin.com/in/a",
+        "lead_company": "Acme",
+        "first_name": "Ada",
+        "last_name": "Smith",
+    }
+    for impl in (_plain, compiled):
+        with path(impl):
+            lead = Lead(**good)
+            assert lead._wire == lead.to_wire()
+            assert Lead(**{**good, "first_name": " "})._wire is None
+            # Not plain (upper-case scheme) but valid by the exact rules: kept too.
+            upper = Lead(**{**good, "lead_linkedin": "HTTPS://www.linkedin.com/in/a"})
+            assert upper._wire == upper.to_wire()
+
+
+@pytest.mark.parametrize(("value", "compiled"), [("1", False), ("", None), ("0", None)])
+def test_the_environment_variable_forces_the_pure_path(value: str, compiled: bool | None) -> None:
+    """UPSCALE_ASYNC_NO_EXTENSIONS=1 runs pure Python; empty or 0 leaves the choice as built."""
+    code = (
+        "import upscale_async, upscale_async._spec.validation as v\n"
+        "print(upscale_async.extensions_active(), v.plain_leads.__module__)\n"
+    )
+    env = {**os.environ, speedups.NO_EXTENSIONS_VARIABLE: value}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    active, module = out.stdout.split()
+    if compiled is None:  # as built: compiled when the extension imports
+        try:
+            importlib.import_module("upscale_async._spec._plain_c")
+        except ImportError:
+            compiled = False
+        else:
+            compiled = True
+    assert active == str(compiled)
+    assert module.rpartition(".")[2] == ("_plain_c" if compiled else "_plain")
+
+
+def test_extensions_active_says_which_path_runs() -> None:
+    """upscale_async.extensions_active() is True exactly when the compiled checks are in use."""
+    assert upscale_async.extensions_active() is speedups.COMPILED
+    assert (validation.plain_leads is _plain.plain_leads) is not speedups.COMPILED

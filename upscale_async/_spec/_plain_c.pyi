@@ -1,0 +1,27 @@
+"""Types of the compiled fast lead checks (``_plain_c.pyx``): the same as ``_plain.py``."""
+
+from collections.abc import Sequence
+from typing import Any
+
+def plain_leads(leads: Sequence[Any]) -> list[bool]: ...
+def chunk_wire(leads: Sequence[Any], trusted: type[Any]) -> tuple[list[Any], list[Any]] | None: ...
+def plain_wire(
+    lead_id: object,
+    linkedin: object,
+    company: object,
+    first: object,
+    last: object,
+    website: object,
+    specified: object,
+) -> dict[str, Any] | None: ...
+def init_lead(
+    lead: object,
+    lead_id: object,
+    linkedin: object,
+    company: object,
+    first: object,
+    last: object,
+    website: object,
+    specified: object,
+    extra: object,
+) -> None: ...
