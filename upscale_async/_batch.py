@@ -24,7 +24,7 @@ from ._errors import (
     AuthenticationError,
     InsufficientCreditsError,
 )
-from ._ledger import BatchLedger, Chunk, ChunkClaim, ClaimState
+from ._ledger import BatchLedger, Chunk, ChunkClaim, ClaimState, campaign_key, chunk_digest
 from ._models import Campaign, Lead
 from ._results import (
     AcceptedRequest,
@@ -183,6 +183,8 @@ class _Batch:
         self.pull_lock = anyio.Lock() if source.is_async else None
         self.exhausted = False
         self.ledger = ledger
+        # Every chunk's digest covers the campaign: a worker given another one is refused.
+        self.campaign_key = campaign_key(campaign_bytes) if ledger is not None else b""
         # With a ledger: the chunks other workers hold, by when to claim them again.
         self.busy: list[tuple[float, _Held]] = []
         self.max_busy = _BUSY_PER_TASK * policy.concurrency
@@ -473,7 +475,9 @@ class _Batch:
                 await self.notify(self.on_progress, self.progress())
             return None
         # Chunk k is input leads [k * chunk_size, (k + 1) * chunk_size) on every worker.
-        chunk = Chunk(start // self.chunk_size, start, tuple(ids))
+        ids_tuple = tuple(ids)
+        digest = chunk_digest(ids_tuple, self.campaign_key)
+        chunk = Chunk(start // self.chunk_size, start, ids_tuple, digest)
         return _Held(wire, originals, ids, start, chunk)
 
     async def settle(self, held: _Held) -> None:

@@ -35,21 +35,34 @@ __all__ = [
     "ChunkClaim",
     "ClaimState",
     "LedgerMismatchError",
+    "campaign_key",
     "chunk_digest",
 ]
 
 
-def chunk_digest(lead_ids: Sequence[str]) -> str:
-    """A short hex digest of a chunk's lead ids, in order (what workers compare)."""
-    return hashlib.blake2b(orjson.dumps(list(lead_ids)), digest_size=12).hexdigest()
+def campaign_key(campaign_json: bytes) -> bytes:
+    """The campaign's share of every chunk digest: a hash of its JSON with sorted keys.
+
+    Sorted, as D8 compares bodies, so a Campaign and the same campaign as a mapping agree.
+    """
+    canonical = orjson.dumps(orjson.loads(campaign_json), option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(canonical, digest_size=16).digest()
+
+
+def chunk_digest(lead_ids: Sequence[str], campaign: bytes = b"") -> str:
+    """A short hex digest of a chunk's lead ids, in order, keyed by :func:`campaign_key`.
+
+    What workers compare: the same position with other leads, or another campaign, differs.
+    """
+    return hashlib.blake2b(orjson.dumps(list(lead_ids)), digest_size=12, key=campaign).hexdigest()
 
 
 @attrs.frozen
 class Chunk:
     """One chunk of a batch: its position, its first lead's input index and its lead ids.
 
-    ``digest`` (of the lead ids, in order) is what tells two workers' chunk ``index`` apart
-    when they were not given the same input.
+    ``digest`` (of the lead ids, in order, and of the campaign when the batch gives it) is what
+    tells two workers' chunk ``index`` apart when they were not given the same input.
     """
 
     index: int
@@ -93,9 +106,10 @@ class ChunkClaim:
 class LedgerMismatchError(UpscaleError):
     """A worker's chunk differs from the chunk recorded under the same position.
 
-    The workers sharing a ledger were not given the same input in the same order with the same
-    ``chunk_size`` (or the batch name is reused for another batch). Nothing of that chunk was
-    sent. Attributes: ``chunk`` (its position), ``expected`` and ``found`` (the two digests).
+    The workers sharing a ledger were not given the same campaign and the same input in the
+    same order with the same ``chunk_size`` (or the batch name is reused for another batch).
+    Nothing of that chunk was sent. Attributes: ``chunk`` (its position), ``expected`` and
+    ``found`` (the two digests).
     """
 
     def __init__(self, message: str, *, chunk: int, expected: str, found: str) -> None:
@@ -117,9 +131,9 @@ def mismatch(chunk: Chunk, recorded: str, where: str) -> LedgerMismatchError:
     return LedgerMismatchError(
         f"chunk {chunk.index} (from input lead {chunk.first_index}) differs from the chunk "
         f"{where} recorded at that position (digest {chunk.digest}, recorded {recorded}): "
-        "every worker of a "
-        "batch must be given the same input in the same order with the same chunk_size; give "
-        "a different batch its own batch name. Nothing of this chunk was sent",
+        "every worker of a batch must be given the same campaign and the same input in the same "
+        "order with the same chunk_size; give a different batch its own batch name. Nothing of "
+        "this chunk was sent",
         chunk=chunk.index,
         expected=recorded,
         found=chunk.digest,

@@ -194,7 +194,7 @@ async def test_a_refused_claim_stops_the_batch_with_every_lead_accounted() -> No
     assert error.reason is StopReason.LEDGER
     assert isinstance(error.__cause__, LedgerMismatchError)
     assert "chunk 2 (from input lead 20)" in str(error.__cause__)
-    assert "same input in the same order with the same chunk_size" in str(error.__cause__)
+    assert "same campaign and the same input in the same order" in str(error.__cause__)
     assert error.partial.counts() == {
         "accepted": 20,
         "rejected": 0,

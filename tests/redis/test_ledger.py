@@ -132,7 +132,7 @@ async def test_another_input_at_the_same_position_is_refused(open_ledger: Open) 
             await two.claim_chunk(chunk(7, ("a", "c")))
     message = str(caught.value)
     assert message.startswith("chunk 7 (from input lead 70) differs from the chunk the ledger")
-    assert "same input in the same order with the same chunk_size" in message
+    assert "same campaign and the same input in the same order" in message
     assert caught.value.chunk == 7
 
 
@@ -301,3 +301,30 @@ async def test_generate_refuses_a_ledger_and_accepted_together(open_ledger: Open
                         make_campaign(), [], ledger=ledger, accepted=earlier
                     ):
                         pass
+
+
+async def test_a_worker_given_another_campaign_is_refused(open_ledger: Open) -> None:
+    """Same leads, another campaign: the second worker stops (LEDGER) and posts nothing."""
+    leads = sample_leads(20)
+    async with Emulator(webhook_secret=None) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
+            async with open_ledger() as one:
+                await client.submit_batch(make_campaign(), leads, batch=POLICY, ledger=one)
+            other = make_campaign(automation_tool_campaign_name="Another campaign")
+            async with open_ledger() as two:
+                with pytest.raises(BatchInterruptedError) as caught:
+                    await client.submit_batch(other, leads, batch=POLICY, ledger=two)
+    assert caught.value.reason is StopReason.LEDGER
+    assert isinstance(caught.value.__cause__, LedgerMismatchError)
+    assert "the same campaign" in str(caught.value.__cause__)
+    assert caught.value.partial.not_submitted_count == 20
+    assert emu.state.submissions == 2
+
+
+def test_a_mismatch_error_pickles_with_its_fields() -> None:
+    """LedgerMismatchError survives pickling (to a worker pool's parent) with its fields."""
+    import pickle
+
+    error = LedgerMismatchError("chunk 3 differs", chunk=3, expected="a", found="b")
+    back = pickle.loads(pickle.dumps(error))
+    assert (str(back), back.chunk, back.expected, back.found) == ("chunk 3 differs", 3, "a", "b")
