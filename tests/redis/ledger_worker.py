@@ -50,6 +50,6 @@ if __name__ == "__main__":
         parser.add_argument(name)
     parser.add_argument("leads", type=int)
     parser.add_argument("out")
-    parser.add_argument("--lease-ttl", type=float, default=3.0)
+    parser.add_argument("--lease-ttl", type=float, default=4.0)
     arguments = parser.parse_args()
     Path(arguments.out).write_bytes(anyio.run(main, arguments))
