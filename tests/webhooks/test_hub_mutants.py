@@ -1,0 +1,131 @@
+"""CompletionHub behaviour that mutation testing showed no other test pinned down.
+
+Each test asserts one observable promise of ``webhooks/_hub.py`` (a repr, a log line, what a
+failing store does to waiters and deliveries) that a surviving mutant broke.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from upscale_async.webhooks import CompletionEvent, CompletionHub, MemoryBackend
+
+
+def event(request_id: str = "req-1", webhook_id: str | None = "wh-1") -> CompletionEvent:
+    return CompletionEvent(secure_request_id=request_id, status="complete", webhook_id=webhook_id)
+
+
+class FailingKeep(MemoryBackend):
+    """A MemoryBackend whose ``keep`` fails, like a store that went away."""
+
+    __slots__ = ()
+
+    async def keep(self, event: CompletionEvent, now: float) -> None:
+        raise ConnectionError("store down")
+
+
+class FailingTake(MemoryBackend):
+    """A MemoryBackend whose ``take`` fails, like a store that cannot be reached."""
+
+    __slots__ = ()
+
+    async def take(self, secure_request_id: str, now: float) -> CompletionEvent | None:
+        raise ConnectionError("store down")
+
+
+class FailingRemember(MemoryBackend):
+    """A MemoryBackend whose ``remember`` fails, like a store that cannot be reached."""
+
+    __slots__ = ()
+
+    async def remember(self, key: str, now: float) -> bool:
+        raise ConnectionError("store down")
+
+
+async def test_the_repr_of_a_hub_that_is_not_open_ends_with_its_backend() -> None:
+    """A hub that is not open says so by saying nothing after its backend."""
+    hub = CompletionHub()
+    assert repr(hub) == f"CompletionHub(waiters=0, waiting_ids=0, backend={hub.backend!r})"
+    async with hub:
+        assert repr(hub) == (
+            f"CompletionHub(waiters=0, waiting_ids=0, backend={hub.backend!r}, open)"
+        )
+
+
+async def test_a_store_error_while_rescuing_logs_what_happens_next(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The warning for a rescued event the store cannot keep names the id and the fallback."""
+    hub = CompletionHub(backend=FailingKeep())
+    waiter = asyncio.create_task(hub.wait("req-1"))
+    await asyncio.sleep(0.01)
+    await hub.deliver(event())  # resolves the waiter...
+    waiter.cancel()  # ...in the tick it is cancelled
+    with caplog.at_level(logging.WARNING, logger="upscale_async.webhooks"):
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+    [record] = caplog.records
+    assert record.getMessage() == (
+        "could not keep the event of req-1 after its waiter left; a later waiter will poll for it"
+    )
+
+
+@pytest.mark.parametrize("timeout", [None, 5.0])
+async def test_a_failed_store_lookup_leaves_the_waiter_waiting(
+    caplog: pytest.LogCaptureFixture, timeout: float | None
+) -> None:
+    """When ``take`` fails the failure is logged and a later delivery still resolves the wait."""
+    hub = CompletionHub(backend=FailingTake())
+    with caplog.at_level(logging.WARNING, logger="upscale_async.webhooks"):
+        waiter = asyncio.create_task(hub.wait("req-1", timeout=timeout))
+        await asyncio.sleep(0.01)
+        assert not waiter.done()
+        assert hub.is_waiting("req-1")
+        assert await hub.deliver(event()) is True
+        got = await asyncio.wait_for(waiter, 5)
+    assert got == event()
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == (
+        "the completion store failed in take for req-1 (ConnectionError: store down); the "
+        "waiter goes on waiting and falls back to polling at its timeout"
+    )
+    assert not hub.is_waiting("req-1")
+
+
+async def test_a_failed_store_lookup_still_times_out() -> None:
+    """A wait whose lookup failed still ends with TimeoutError at its timeout, leaving nothing."""
+    hub = CompletionHub(backend=FailingTake())
+    with pytest.raises(TimeoutError):
+        await hub.wait("req-1", timeout=0.05)
+    assert not hub.is_waiting("req-1")
+    assert (await hub.stats()).waiters == 0
+
+
+async def test_failed_store_lookups_are_logged_at_most_ten_times_a_second(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Twelve waiters whose lookups fail in the same second write ten lines, not twelve."""
+    hub = CompletionHub(backend=FailingTake())
+    with caplog.at_level(logging.WARNING, logger="upscale_async.webhooks"):
+        waiters = [asyncio.create_task(hub.wait(f"req-{i}", timeout=5)) for i in range(12)]
+        await asyncio.sleep(0.05)
+        for i in range(12):
+            await hub.deliver(event(f"req-{i}", f"wh-{i}"))
+        await asyncio.wait_for(asyncio.gather(*waiters), 5)
+    lines = [r for r in caplog.records if "completion store failed" in r.getMessage()]
+    assert len(lines) == 10
+
+
+async def test_a_failed_remember_still_wakes_local_waiters_and_raises() -> None:
+    """A store that cannot record the delivery raises, after this hub's waiters are resolved."""
+    hub = CompletionHub(backend=FailingRemember())
+    waiter = asyncio.create_task(hub.wait("req-1", timeout=5))
+    await asyncio.sleep(0.01)
+    with pytest.raises(ConnectionError, match="store down"):
+        await hub.deliver(event())
+    assert await asyncio.wait_for(waiter, 5) == event()
+    assert not hub.is_waiting("req-1")
