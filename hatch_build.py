@@ -55,8 +55,8 @@ class CompiledFastPathHook(BuildHookInterface):
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             self.app.display_warning(
                 "upscale_async: the optional C fast path was not built, so the pure-Python "
-                f"checks will run (same results, slower): {detail}. To build it, install a C "
-                "compiler (gcc or clang) and reinstall."
+                f"checks will run (same results, slower): {detail}. To build it, reinstall "
+                "with a C compiler (gcc or clang) present; pip fetches Cython for the build."
             )
             if editable:
                 self._remove_stale(root)

@@ -35,7 +35,7 @@ import statistics
 import sys
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ if __package__ in (None, ""):  # run as a script from anywhere
 
 import aiohttp
 import orjson
+from aiohttp import web
 
 from upscale_async import CompletionEvent
 from upscale_async._spec.signing import decode_secret, standard_headers
@@ -193,22 +194,53 @@ async def _post_all(url: str, n: int, concurrency: int) -> tuple[float, dict[int
         return time.perf_counter() - t0, statuses
 
 
-async def _receiver_round(n: int, concurrency: int, *, separate: bool) -> dict[str, float]:
+@contextlib.asynccontextmanager
+async def _unsigned_server() -> AsyncIterator[str]:
+    """The baseline: a bare aiohttp.web handler that reads the body and answers 200, no checks."""
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=b'{"ok":true}', content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/upscale/webhook", handle)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}/upscale/webhook"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def _signed_receiver() -> AsyncIterator[str]:
+    hub = CompletionHub()
+    verifier = StandardWebhooksVerifier(SECRET)
+    async with WebhookReceiver(hub, verifier=verifier) as receiver:
+        yield receiver.url
+
+
+async def _receiver_round(
+    n: int, concurrency: int, *, separate: bool, unsigned: bool = False
+) -> dict[str, float]:
     """Post n signed webhooks through a WebhookReceiver; webhooks per second.
 
     ``separate``: the sender runs in another process (as Upscale would), so the figure is the
     receiver's own capacity; otherwise client and server share one event loop and one core.
+    ``unsigned``: the same posts to the baseline, a bare aiohttp handler (``_unsigned_server``).
     """
-    hub = CompletionHub()
-    verifier = StandardWebhooksVerifier(SECRET)
-    async with WebhookReceiver(hub, verifier=verifier) as receiver:
+    server = _unsigned_server() if unsigned else _signed_receiver()
+    async with server as url:
         if separate:
             cpu0 = time.process_time()  # this process runs only the receiver meanwhile
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 __file__,
                 "--client",
-                receiver.url,
+                url,
                 str(n),
                 str(concurrency),
                 stdout=asyncio.subprocess.PIPE,
@@ -218,7 +250,7 @@ async def _receiver_round(n: int, concurrency: int, *, separate: bool) -> dict[s
             elapsed, ok = report["elapsed"], report["ok"]
             server_cpu = (time.process_time() - cpu0) / (n + _warmup_count(concurrency))
         else:
-            elapsed, statuses = await _post_all(receiver.url, n, concurrency)
+            elapsed, statuses = await _post_all(url, n, concurrency)
             ok = statuses.get(200, 0)
             server_cpu = float("nan")
     return {"per_s": n / elapsed, "ok": float(ok), "server_cpu_s": server_cpu}
@@ -249,7 +281,48 @@ async def _run(quick: bool) -> dict[str, Any]:
                 # Receiver CPU per webhook (separate client only): its capacity is 1 / this.
                 "server_cpu_us": _median(rounds, "server_cpu_s") * 1e6 if separate else None,
             }
+    results["versus_unsigned"] = await _versus_unsigned(n_webhooks, runs)
     return results
+
+
+#: Issue 15: signed webhooks through the receiver >= 0.8x an unsigned aiohttp handler.
+TARGET_VS_UNSIGNED = 0.8
+
+
+async def _versus_unsigned(n: int, runs: int, concurrency: int = 8) -> dict[str, Any]:
+    """WebhookReceiver (signed) against a bare aiohttp handler (unsigned), interleaved rounds.
+
+    The sender is another process. Per round: the wall ratio (webhooks/s through the receiver
+    / through the bare handler) and the capacity ratio (the bare handler's server CPU per
+    webhook / the receiver's), which the sender's own speed does not bound.
+    """
+    walls: list[float] = []
+    capacities: list[float] = []
+    rx_cpu: list[float] = []
+    bare_cpu: list[float] = []
+    for r in range(max(runs, 5)):
+        pair: dict[bool, dict[str, float]] = {}
+        for unsigned in (r % 2 == 0, r % 2 == 1):  # alternate which goes first
+            gc.collect()
+            pair[unsigned] = await _receiver_round(n, concurrency, separate=True, unsigned=unsigned)
+        walls.append(pair[False]["per_s"] / pair[True]["per_s"])
+        capacities.append(pair[True]["server_cpu_s"] / pair[False]["server_cpu_s"])
+        rx_cpu.append(pair[False]["server_cpu_s"] * 1e6)
+        bare_cpu.append(pair[True]["server_cpu_s"] * 1e6)
+    capacity = statistics.median(capacities)
+    return {
+        "webhooks": n,
+        "connections": concurrency,
+        "rounds": len(walls),
+        "wall_ratio": statistics.median(walls),
+        "capacity_ratio": capacity,
+        "receiver_cpu_us": statistics.median(rx_cpu),
+        "unsigned_cpu_us": statistics.median(bare_cpu),
+        "runs_wall_ratio": walls,
+        "runs_capacity_ratio": capacities,
+        "target": TARGET_VS_UNSIGNED,
+        "met": capacity >= TARGET_VS_UNSIGNED,
+    }
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -302,6 +375,16 @@ def _table(results: dict[str, Any]) -> str:
         "(rx CPU: the receiver process's CPU time per webhook with the sender in another "
         "process; where it is well under one core, the sender is the bottleneck)"
     )
+    vs = results.get("versus_unsigned")
+    if vs:
+        lines.append(
+            f"signed through WebhookReceiver vs an unsigned bare aiohttp handler (sender in "
+            f"another process, {vs['connections']} connections, median of {vs['rounds']} "
+            f"interleaved rounds): capacity {vs['capacity_ratio']:.2f}x (server CPU "
+            f"{vs['receiver_cpu_us']:.0f} vs {vs['unsigned_cpu_us']:.0f} us per webhook), "
+            f"wall {vs['wall_ratio']:.2f}x; target >= {vs['target']}x: "
+            f"{'ok' if vs['met'] else 'MISSED'}"
+        )
     return "\n".join(lines)
 
 
