@@ -12,7 +12,6 @@ converter, since a generated structure hook costs several microseconds per lead.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from itertools import chain, repeat
 from typing import Any, Final, TypeVar
 
 import orjson
@@ -34,6 +33,7 @@ from ._models import (
     _as_message_type,
 )
 from ._spec.sequence import SequenceEntry, parse_sequence
+from ._spec.speedups import wrap_results
 
 __all__ = ["encode_request", "structure_retrieved"]
 
@@ -142,23 +142,17 @@ def _check_lead_result(data: Any, index: int) -> None:
             raise _bad(f"{path}.{key}", "a string or null", value)
 
 
-_PLAIN_TYPES: Final = frozenset({str, type(None)})
 _new_lead_messages = LeadMessages.__new__
 _set = object.__setattr__
 
 
 def _lead_results(leads_data: list[Any]) -> tuple[LeadMessages, ...]:
-    """Check and wrap every lead result; the common case is checked in C-speed passes."""
-    plain = (
-        set(map(type, leads_data)) <= {dict}
-        and set(map(type, chain.from_iterable(map(dict.values, leads_data)))) <= _PLAIN_TYPES
-    )
-    if plain:
-        ids = map(dict.get, leads_data, repeat("external_prospect_id"))
-        plain = set(map(type, ids)) <= {str}
-    if not plain:
-        for index, data in enumerate(leads_data):
-            _check_lead_result(data, index)
+    """Check and wrap every lead result; the common case in one pass (compiled when built)."""
+    wrapped = wrap_results(leads_data, LeadMessages)
+    if wrapped is not None:
+        return wrapped
+    for index, data in enumerate(leads_data):
+        _check_lead_result(data, index)
     out: list[LeadMessages] = []
     append = out.append
     for data in leads_data:

@@ -220,3 +220,32 @@ def test_extensions_active_says_which_path_runs() -> None:
     """upscale_async.extensions_active() is True exactly when the compiled checks are in use."""
     assert upscale_async.extensions_active() is speedups.COMPILED
     assert (validation.plain_leads is _plain.plain_leads) is not speedups.COMPILED
+
+
+result_values = st.none() | st.text(max_size=3) | st.integers(0, 2) | st.booleans()
+lead_results = st.one_of(
+    st.fixed_dictionaries(
+        {"external_prospect_id": st.text(max_size=3) | st.none() | st.integers(0, 2)},
+        optional={
+            "linkedin": result_values,
+            "outreach_message": result_values,
+            "no_job_posts": result_values,
+        },
+    ),
+    st.sampled_from([None, "x", 3, ["a"]]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(lead_results, max_size=5))
+def test_compiled_and_pure_retrieve_wrappers_agree(leads_data: list[Any]) -> None:
+    """Reading a retrieve answer's lead results: the same wrappers, or None, on both paths."""
+    from upscale_async import LeadMessages
+
+    compiled = _compiled()
+    pure = _plain.wrap_results(leads_data, LeadMessages)
+    fast = compiled.wrap_results(leads_data, LeadMessages)
+    assert (pure is None) == (fast is None)
+    if pure is not None and fast is not None:
+        assert [type(w) for w in fast] == [LeadMessages] * len(leads_data)
+        assert [w.raw for w in fast] == [w.raw for w in pure] == leads_data

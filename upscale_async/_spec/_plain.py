@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import chain, repeat
 from typing import Any, Final
 
 _ID: Final = "automation_tool_lead_id"
@@ -237,3 +238,29 @@ def init_lead(
     if not extra:
         wire = plain_wire(lead_id, linkedin, company, first, last, website, specified)
     _set(lead, "_wire", wire)
+
+
+_PLAIN_RESULT_TYPES: Final = frozenset({str, type(None)})
+_new = object.__new__
+
+
+def wrap_results(leads_data: list[Any], cls: type[Any]) -> tuple[Any, ...] | None:
+    """Each lead result of a retrieve answer wrapped in ``cls`` (its ``raw``), if all are plain.
+
+    Plain: a dict (exactly) whose values are all ``str`` or None, with a ``str``
+    ``external_prospect_id``. None means "look closer": the caller checks each one.
+    """
+    plain = (
+        set(map(type, leads_data)) <= {dict}
+        and set(map(type, chain.from_iterable(map(dict.values, leads_data)))) <= _PLAIN_RESULT_TYPES
+        and set(map(type, map(dict.get, leads_data, repeat("external_prospect_id")))) <= {str}
+    )
+    if not plain:
+        return None
+    out: list[Any] = []
+    append = out.append
+    for data in leads_data:
+        wrapped = _new(cls)
+        _set(wrapped, "raw", data)
+        append(wrapped)
+    return tuple(out)

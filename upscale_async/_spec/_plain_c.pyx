@@ -90,6 +90,8 @@ cdef extern from *:
     bint PyUnicode_CheckExact(PyObject *o)
     Py_ssize_t PyUnicode_GET_LENGTH(PyObject *o)
     int PyObject_GenericSetAttr(object o, object name, object value) except -1
+    int PyDict_Next(object d, Py_ssize_t *pos, PyObject **key, PyObject **value)
+    bint PyList_CheckExact(object o)
 
 
 cdef str _ID = "automation_tool_lead_id"
@@ -101,6 +103,8 @@ cdef str _WEBSITE = "lead_company_website_url"
 cdef str _SPECIFIED = "lead_specified_url"
 cdef str _WIRE = "_wire"
 cdef str _EXTRA = "extra"
+cdef str _RAW = "raw"
+cdef str _PROSPECT = "external_prospect_id"
 
 
 cdef inline int _text(PyObject *v) except -1:
@@ -213,3 +217,27 @@ def init_lead(lead, lead_id, linkedin, company, first, last, website, specified,
     if not extra:
         wire = plain_wire(lead_id, linkedin, company, first, last, website, specified)
     PyObject_GenericSetAttr(lead, _WIRE, wire)
+
+
+def wrap_results(list leads_data, type cls):
+    """Each lead result of a retrieve answer wrapped in ``cls`` (its ``raw``), if all are plain."""
+    cdef Py_ssize_t pos
+    cdef PyObject *key
+    cdef PyObject *value
+    cdef PyObject *pid
+    for data in leads_data:
+        if not PyDict_CheckExact(data):
+            return None
+        pos = 0
+        while PyDict_Next(data, &pos, &key, &value):
+            if value != <PyObject *>None and not PyUnicode_CheckExact(value):
+                return None
+        pid = PyDict_GetItemWithError(data, _PROSPECT)
+        if pid == NULL or not PyUnicode_CheckExact(pid):
+            return None
+    cdef list out = []
+    for data in leads_data:
+        wrapped = cls.__new__(cls)
+        PyObject_GenericSetAttr(wrapped, _RAW, data)
+        out.append(wrapped)
+    return tuple(out)

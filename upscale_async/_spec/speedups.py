@@ -20,19 +20,18 @@ def _disabled() -> bool:
 
 
 if _disabled():
-    from ._plain import chunk_wire, init_lead, plain_leads, plain_wire
+    from ._plain import chunk_wire, init_lead, plain_leads, plain_wire, wrap_results
 
     COMPILED = False
 else:
     try:
-        from ._plain_c import chunk_wire, init_lead, plain_leads, plain_wire
+        from ._plain_c import chunk_wire, init_lead, plain_leads, plain_wire, wrap_results
     except ImportError:
-        from ._plain import chunk_wire, init_lead, plain_leads, plain_wire
+        from ._plain import chunk_wire, init_lead, plain_leads, plain_wire, wrap_results
 
         COMPILED = False
     else:
         COMPILED = True
-
 
 
 def extensions_active() -> bool:
@@ -54,4 +53,5 @@ __all__ = [
     "init_lead",
     "plain_leads",
     "plain_wire",
+    "wrap_results",
 ]
