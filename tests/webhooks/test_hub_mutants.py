@@ -129,3 +129,20 @@ async def test_a_failed_remember_still_wakes_local_waiters_and_raises() -> None:
         await hub.deliver(event())
     assert await asyncio.wait_for(waiter, 5) == event()
     assert not hub.is_waiting("req-1")
+
+
+async def test_an_early_events_weight_is_its_texts_plus_a_fixed_overhead() -> None:
+    """The byte estimate of an event is 512 plus the length of each of its texts."""
+    backend = MemoryBackend()
+    await backend.keep(event("req-12345", "wh-1"), 0.0)
+    assert backend.event_bytes == 512 + len("req-12345") + len("complete") + len("wh-1")
+
+
+async def test_extra_fields_json_cannot_encode_weigh_their_repr() -> None:
+    """Extra fields orjson cannot encode (a non-string key) are weighed by their repr."""
+    extra = {1: "x" * 100}
+    backend = MemoryBackend()
+    await backend.keep(
+        CompletionEvent(secure_request_id="req-1", status="complete", extra=extra), 0.0
+    )
+    assert backend.event_bytes == 512 + len("req-1") + len("complete") + len(repr(extra))

@@ -1,0 +1,95 @@
+"""The polling and hub loops of ``_completion.py`` against fakes: the waits they choose.
+
+Mutation testing showed that no test pinned down the jitter range, the backoff's poll count,
+or that a hub timeout goes back to the hub (not to polling); these tests do, without a network
+(a fake API answering "in progress" a given number of times, and a fake hub).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import anyio
+import attrs
+
+from upscale_async import CompletionEvent, PollPolicy
+from upscale_async._completion import _Completion
+
+
+@attrs.define
+class Answer:
+    """What _Completion reads of a retrieve answer."""
+
+    is_complete: bool
+
+
+class FakeApi:
+    """retrieve() answers "in progress" ``pending`` times, then "complete"."""
+
+    def __init__(self, pending: int) -> None:
+        self.pending = pending
+        self.calls = 0
+
+    async def retrieve(self, secure_request_id: str) -> Answer:
+        self.calls += 1
+        return Answer(is_complete=self.calls > self.pending)
+
+
+class FakeHub:
+    """wait() times out the first ``timeouts`` times, then returns an event at once."""
+
+    def __init__(self, timeouts: int) -> None:
+        self.timeouts = timeouts
+        self.calls = 0
+
+    async def wait(self, secure_request_id: str, timeout: float | None = None) -> CompletionEvent:
+        self.calls += 1
+        if self.calls <= self.timeouts:
+            raise TimeoutError
+        return CompletionEvent(secure_request_id=secure_request_id, status="complete")
+
+
+def completion(api: Any, poll: PollPolicy, hub: Any = None) -> _Completion:
+    return _Completion(api, hub=hub, poll=poll)
+
+
+def test_the_jitter_spreads_each_wait_both_ways_within_its_bound() -> None:
+    """With jitter 0.5 the first wait is spread over [0.5, 1.5] x initial, on both sides."""
+    waiter = completion(FakeApi(0), PollPolicy(initial=1.0, jitter=0.5))
+    waiter.random = random.Random(1234)
+    waits = [waiter._interval(1) for _ in range(2_000)]
+    assert all(0.5 <= w <= 1.5 for w in waits)
+    assert min(waits) < 0.55
+    assert max(waits) > 1.45
+
+
+async def test_polling_backs_off_one_step_per_poll() -> None:
+    """Without a hub the waits before successive polls are initial, x factor, x factor^2..."""
+    api = FakeApi(pending=3)
+    waiter = completion(api, PollPolicy(initial=0.001, factor=2.0, max_interval=1.0, jitter=0.0))
+    waits: list[float] = []
+    interval = waiter._interval
+
+    def recorded(poll: int) -> float:
+        waits.append(interval(poll))
+        return waits[-1]
+
+    waiter._interval = recorded  # type: ignore[method-assign]
+    with anyio.fail_after(5):
+        result = await waiter.wait_one("req-1")
+    assert result.is_complete
+    assert api.calls == 4
+    assert waits == [0.001, 0.002, 0.004, 0.008]
+
+
+async def test_a_hub_timeout_goes_back_to_the_hub_not_to_polling() -> None:
+    """After the hub's fallback timeout (and an unfinished retrieve) the hub is waited on again."""
+    api = FakeApi(pending=1)
+    hub = FakeHub(timeouts=1)
+    slow = PollPolicy(initial=30.0, max_interval=30.0, fallback_interval=30.0)
+    waiter = completion(api, slow, hub)
+    with anyio.fail_after(5):  # polling would first wait about 30 s
+        result = await waiter.wait_one("req-1")
+    assert result.is_complete
+    assert (hub.calls, api.calls) == (2, 2)

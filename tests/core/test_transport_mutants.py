@@ -1,0 +1,77 @@
+"""Transport behaviour that mutation testing showed no other test pinned down.
+
+Each test asserts one promise of ``_transport.py`` that a surviving mutant broke, against a
+loopback aiohttp server on a free port (or no server at all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+
+from upscale_async import APIError, ServerError, TransportError
+from upscale_async._transport import Transport
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    """Start a loopback server answering every path with a handler; yields its base URL."""
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Handler) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{runner.addresses[0][1]}/api"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def answer(status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(status=status, body=body, headers=headers)
+
+    return handler
+
+
+async def error(base: str) -> APIError:
+    transport = Transport(base_url=base, api_key="k")
+    try:
+        with pytest.raises(APIError) as info:
+            await transport.send("GET", "/x", timeout=5.0)
+    finally:
+        await transport.aclose()
+    return info.value
+
+
+async def test_the_base_urls_password_shows_as_three_stars_in_errors() -> None:
+    """A password of the base URL quoted by aiohttp's error becomes exactly ``***``."""
+    transport = Transport(base_url="ftp://user:pw-secret@127.0.0.1:9", api_key="k")
+    try:
+        with pytest.raises(TransportError) as info:
+            await transport.send("GET", "/x", timeout=5.0)
+    finally:
+        await transport.aclose()
+    assert str(info.value).startswith(
+        "request failed: NonHttpUrlClientError: ftp://user:***@127.0.0.1:9/x"
+    )
+
+
+async def test_an_error_body_that_is_not_utf8_is_read_with_replacement(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    """An error body with bytes that are not UTF-8 still gives the typed error, its text replaced."""
+    base = await serve(answer(500, b"\xff\xfeoops"))
+    raised = await error(base)
+    assert type(raised) is ServerError
+    assert raised.message == "\ufffd\ufffdoops"
+    assert raised.body == "\ufffd\ufffdoops"
