@@ -37,6 +37,7 @@ from upscale_async.testing import make_campaign, sample_leads  # noqa: E402
 Json = dict[str, Any]
 CHUNK = 100
 CONCURRENCY = 8
+_CPU: list[float] = []  # this process's CPU seconds of each _submit, in order
 
 
 def _redis_url() -> str:
@@ -60,7 +61,7 @@ async def _submit(
 ) -> tuple[float, list[BatchSubmission]]:
     policy = BatchPolicy(chunk_size=CHUNK, concurrency=CONCURRENCY)
     async with UpscaleClient("bench-key", base_url=base_url) as client:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         if ledgers is None:
             results = [await client.submit_batch(make_campaign(), leads, batch=policy)]
         else:
@@ -72,6 +73,7 @@ async def _submit(
                     )
                 )
             )
+        _CPU.append(time.process_time() - cpu)
         return time.perf_counter() - started, results
 
 
@@ -131,10 +133,14 @@ def run(quick: bool) -> Json:
         plain: list[float] = []
         one: list[float] = []
         two: list[float] = []
+        cpu_plain: list[float] = []
+        cpu_one: list[float] = []
         trips: dict[str, Counter[str]] = {}
         for _ in range(rounds):
             plain.append(asyncio.run(_submit(base_url, leads, None))[0])
+            cpu_plain.append(_CPU[-1])
             seconds, counts, results = asyncio.run(_with_ledgers(url, base_url, leads, 1))
+            cpu_one.append(_CPU[-1])
             one.append(seconds)
             trips["one worker"] = counts
             seconds, counts, results = asyncio.run(_with_ledgers(url, base_url, leads, 2))
@@ -152,6 +158,10 @@ def run(quick: bool) -> Json:
         "rounds": rounds,
         "seconds": {"no ledger": median(plain), "one worker": median(one), "two": median(two)},
         "overhead_us_per_chunk": (median(one) - median(plain)) / chunks * 1e6,
+        "client_cpu_us_per_chunk": {
+            "no ledger": median(cpu_plain) / chunks * 1e6,
+            "one worker": median(cpu_one) / chunks * 1e6,
+        },
         "round_trips_per_chunk": {name: sum(c.values()) / chunks for name, c in trips.items()},
         "commands": {name: dict(c) for name, c in trips.items()},
     }
@@ -162,6 +172,7 @@ def _table(figures: Json) -> str:
         return f"skipped: {figures['skipped']}"
     s = figures["seconds"]
     rt = figures["round_trips_per_chunk"]
+    cpu = figures["client_cpu_us_per_chunk"]
     return "\n".join(
         [
             f"{figures['leads']} leads, chunk {figures['chunk_size']}, concurrency "
@@ -172,6 +183,8 @@ def _table(figures: Json) -> str:
             f"{s['two']:.3f} s",
             f"  Redis round trips per chunk: one worker {rt['one worker']:.2f}, two workers "
             f"{rt['two workers']:.2f} (both together)",
+            f"  client CPU per chunk: no ledger {cpu['no ledger']:.0f} us, one RedisLedger "
+            f"{cpu['one worker']:.0f} us",
             f"  commands: {json.dumps(figures['commands'])}",
         ]
     )
