@@ -301,5 +301,9 @@ class BatchJournal:
         """Nothing to release: a journal takes no lease."""
 
     async def accepted_requests(self) -> list[AcceptedRequest]:
-        """Every recorded request, in input order (``accepted`` is in recording order)."""
+        """Every recorded request, by ``first_index`` (``accepted`` is in recording order).
+
+        Runs that used ``ledger=`` number leads by their place in the whole input, so this is
+        input order; runs fed ``skip_accepted(leads)`` numbered the leads they were given.
+        """
         return sorted(self.accepted, key=lambda r: r.first_index)

@@ -328,3 +328,16 @@ def test_a_mismatch_error_pickles_with_its_fields() -> None:
     error = LedgerMismatchError("chunk 3 differs", chunk=3, expected="a", found="b")
     back = pickle.loads(pickle.dumps(error))
     assert (str(back), back.chunk, back.expected, back.found) == ("chunk 3 differs", 3, "a", "b")
+
+
+async def test_clear_forgets_the_batch_and_only_it(open_ledger: Open) -> None:
+    """clear() deletes the batch's records, digests and leases; another batch keeps its own."""
+    async with open_ledger() as ledger, open_ledger(batch="kept") as kept:
+        for one in (ledger, kept):
+            claim = await one.claim_chunk(chunk(0))
+            await one.record_chunk(claim, AcceptedRequest("req-0", ("a", "b"), 0))
+        await ledger.claim_chunk(chunk(1, ("x", "y")))
+        await ledger.clear()
+        assert await ledger.accepted_requests() == []
+        assert (await ledger.claim_chunk(chunk(1, ("a", "c")))).state is ClaimState.MINE
+        assert len(await kept.accepted_requests()) == 1
