@@ -442,8 +442,8 @@ class UpscaleClient(AsyncResource):
         ``RedisLedger`` (see :meth:`submit_batch`); the chunks it holds already are awaited,
         not sent. With a ledger shared by several workers each worker hands out every lead of
         the batch (the chunks other workers sent are awaited too); to split the collecting as
-        well, run :meth:`submit_batch` on the workers and let one process
-        ``await_completion(await ledger.accepted_requests())``-style collect the results.
+        well, run :meth:`submit_batch` on the workers and let one process collect the results:
+        ``await_completion(r.secure_request_id for r in await ledger.accepted_requests())``.
         """
         return open_generate(
             self._api,

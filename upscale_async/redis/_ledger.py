@@ -172,7 +172,8 @@ class RedisLedger:
 
         async with RedisLedger(batch="leads-2026-12-01") as ledger:
             batch = await client.submit_batch(campaign, leads, ledger=ledger)
-        results = await client.await_completion(await ledger.accepted_requests())
+            requests = await ledger.accepted_requests()  # every worker's
+        results = await client.await_completion(r.secure_request_id for r in requests)
     """
 
     def __init__(
