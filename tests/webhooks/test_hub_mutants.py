@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from upscale_async.webhooks import CompletionEvent, CompletionHub, MemoryBackend
+from upscale_async.webhooks import CompletionEvent, CompletionHub, HubLink, MemoryBackend
 
 
 def event(request_id: str = "req-1", webhook_id: str | None = "wh-1") -> CompletionEvent:
@@ -146,3 +146,90 @@ async def test_extra_fields_json_cannot_encode_weigh_their_repr() -> None:
         CompletionEvent(secure_request_id="req-1", status="complete", extra=extra), 0.0
     )
     assert backend.event_bytes == 512 + len("req-1") + len("complete") + len(repr(extra))
+
+
+class Capturing(MemoryBackend):
+    """A MemoryBackend that keeps the link its hub hands it when opened."""
+
+    __slots__ = ("link",)
+
+    async def open(self, link: HubLink) -> None:
+        self.link = link
+
+
+def test_a_ttl_under_one_second_is_allowed() -> None:
+    """Any positive TTL is accepted, fractions of a second included."""
+    assert MemoryBackend(ttl=0.5).ttl == 0.5
+    assert CompletionHub(ttl=0.25).backend.ttl == 0.25  # type: ignore[attr-defined]
+
+
+async def test_expiry_drops_only_the_oldest_event() -> None:
+    """When the oldest early event expires, a younger one is still there to take."""
+    backend = MemoryBackend(ttl=10)
+    await backend.keep(event("old", "wh-old"), 0.0)
+    await backend.keep(event("young", "wh-young"), 5.0)
+    assert await backend.counts(11.0) == (1, 0)
+    assert await backend.take("young", 11.0) == event("young", "wh-young")
+    assert backend.event_bytes == 0
+
+
+async def test_expiry_forgets_only_the_oldest_delivery_key() -> None:
+    """When the oldest delivery key expires, a younger one is still recognised as a duplicate."""
+    backend = MemoryBackend(ttl=10)
+    assert await backend.remember("old", 0.0) is True
+    assert await backend.remember("young", 5.0) is True
+    assert await backend.counts(11.0) == (0, 1)
+    assert await backend.remember("young", 11.0) is False
+    assert await backend.remember("old", 11.0) is True
+
+
+async def test_the_default_backend_is_used_without_its_coroutines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deliveries to a hub on the default MemoryBackend take the synchronous path (no coroutine
+    per delivery); a subclass's coroutines are used (they may be overridden)."""
+    called: list[str] = []
+
+    async def remember(self: MemoryBackend, key: str, now: float) -> bool:
+        called.append(key)
+        return self._remember(key, now)
+
+    monkeypatch.setattr(MemoryBackend, "remember", remember)
+    hub = CompletionHub()
+    assert await hub.deliver(event("req-1", "wh-1")) is True
+    assert await hub.deliver(event("req-1", "wh-1")) is False
+    assert called == []
+    sub = CompletionHub(backend=Capturing())
+    assert await sub.deliver(event("req-1", "wh-1")) is True
+    assert called == ["wh-1"]
+
+
+async def test_announce_says_whether_it_resolved_a_waiter() -> None:
+    """HubLink.announce returns False (a bool) unless it resolved a live waiter."""
+    backend = Capturing()
+    async with CompletionHub(backend=backend) as hub:
+        announce = backend.link.announce
+        assert announce(event("nobody")) is False
+        gone = asyncio.create_task(hub.wait("req-1", timeout=5))
+        await asyncio.sleep(0.01)
+        assert backend.link.waiting_ids() == ("req-1",)
+        gone.cancel()  # its future is cancelled now; the waiter is discarded on the next tick
+        assert announce(event("req-1")) is False
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        live = asyncio.create_task(hub.wait("req-2", timeout=5))
+        await asyncio.sleep(0.01)
+        assert announce(event("req-2", "wh-2")) is True
+        assert await live == event("req-2", "wh-2")
+
+
+async def test_a_delivery_in_the_tick_its_only_waiter_is_cancelled_is_kept() -> None:
+    """An event delivered just after its only waiter was cancelled is kept for the next waiter."""
+    hub = CompletionHub()
+    gone = asyncio.create_task(hub.wait("req-1", timeout=5))
+    await asyncio.sleep(0.01)
+    gone.cancel()
+    assert await hub.deliver(event()) is True  # the same tick: the cancelled waiter is listed
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert await hub.wait("req-1", timeout=1) == event()
