@@ -24,6 +24,7 @@ from upscale_async import (
     CompletionTimeoutError,
     ConfigurationError,
     InsufficientCreditsError,
+    LedgerMismatchError,
     NotFoundError,
     RateLimitError,
     RequestTimeoutError,
@@ -45,6 +46,7 @@ PUBLIC_MODULES = (
     "upscale_async.emulator",
     "upscale_async.cli",
     "upscale_async.redis",
+    "upscale_async.otel",
 )
 PACKAGE = Path(upscale_async.__file__).parent
 
@@ -148,6 +150,7 @@ EXAMPLES: list[UpscaleError] = [
     BatchInterruptedError("stopped", partial=_batch(), reason=StopReason.SOURCE_ERROR),
     WebhookVerificationError("bad signature"),
     WebhookPayloadError("not an event"),
+    LedgerMismatchError("chunk 3 differs", chunk=3, expected="a", found="b"),
 ]
 
 

@@ -40,7 +40,16 @@ from ._errors import (
     WebhookPayloadError,
     WebhookVerificationError,
 )
+from ._hooks import (
+    EventHooks,
+    RequestEvent,
+    ResponseEvent,
+    RetryEvent,
+    WebhookAcceptedEvent,
+    WebhookRejectedEvent,
+)
 from ._journal import BatchJournal
+from ._ledger import BatchLedger, Chunk, ChunkClaim, ClaimState, LedgerMismatchError
 from ._models import (
     Account,
     Campaign,
@@ -54,6 +63,7 @@ from ._models import (
     SequenceStep,
     SequenceTemplate,
 )
+from ._raw import RawClient, RawResponse
 from ._results import (
     AcceptedRequest,
     BatchInterruptedError,
@@ -67,6 +77,8 @@ from ._results import (
 )
 from ._spec.contract import MessageType, Tone
 from ._spec.speedups import extensions_active
+from ._telemetry import Telemetry
+from ._transport import KeyProvider
 from ._version import __version__
 
 __all__ = [
@@ -77,10 +89,14 @@ __all__ = [
     "BadRequestError",
     "BatchInterruptedError",
     "BatchJournal",
+    "BatchLedger",
     "BatchPolicy",
     "BatchProgress",
     "BatchSubmission",
     "Campaign",
+    "Chunk",
+    "ChunkClaim",
+    "ClaimState",
     "ClientClosedError",
     "CompletionError",
     "CompletionEvent",
@@ -92,36 +108,47 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
     "DEFAULT_RETRY_TIMEOUT",
     "DEFAULT_TIMEOUT",
+    "EventHooks",
     "FailedChunk",
     "GenerationAccepted",
     "InsufficientCreditsError",
+    "KeyProvider",
     "Lead",
     "LeadMessages",
     "LeadOutcome",
+    "LedgerMismatchError",
     "MessageType",
     "NotFoundError",
     "Outcomes",
     "PollPolicy",
     "RateLimitError",
+    "RawClient",
+    "RawResponse",
     "RejectedLead",
+    "RequestEvent",
     "RequestTimeoutError",
+    "ResponseEvent",
     "ResponseValidationError",
     "RetrievalMetadata",
     "RetrievedCampaign",
     "RetrievedMessages",
+    "RetryEvent",
     "RetryPolicy",
     "Routes",
     "SequenceStep",
     "SequenceTemplate",
     "ServerError",
     "StopReason",
+    "Telemetry",
     "Tone",
     "TransportError",
     "UnprocessableEntityError",
     "UpscaleClient",
     "UpscaleError",
     "ValidationError",
+    "WebhookAcceptedEvent",
     "WebhookPayloadError",
+    "WebhookRejectedEvent",
     "WebhookVerificationError",
     "__version__",
     "extensions_active",

@@ -7,6 +7,13 @@ its own ``namespace``.
 
 from __future__ import annotations
 
+from ._backend import (
+    DEFAULT_EVENT_TTL,
+    DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_MAX_EVENTS,
+    DEFAULT_TIMEOUT,
+    RedisBackend,
+)
 from ._connect import (
     DEFAULT_NAMESPACE,
     REDIS_URL_ENV,
@@ -14,10 +21,25 @@ from ._connect import (
     connect,
     redis_url,
 )
+from ._ledger import (
+    DEFAULT_LEASE_TTL,
+    DEFAULT_LEDGER_RETENTION,
+    DEFAULT_RECHECK_INTERVAL,
+    RedisLedger,
+)
 
 __all__ = [
+    "DEFAULT_EVENT_TTL",
+    "DEFAULT_LEASE_TTL",
+    "DEFAULT_LEDGER_RETENTION",
+    "DEFAULT_MAX_EVENTS",
+    "DEFAULT_MAX_EVENT_BYTES",
     "DEFAULT_NAMESPACE",
+    "DEFAULT_RECHECK_INTERVAL",
+    "DEFAULT_TIMEOUT",
     "REDIS_URL_ENV",
+    "RedisBackend",
+    "RedisLedger",
     "RedisUnavailableError",
     "connect",
     "redis_url",
