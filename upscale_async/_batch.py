@@ -206,16 +206,15 @@ class _Batch:
 
     def validate(self, raw: list[Any], start: int) -> tuple[list[Any], list[Any], list[str]]:
         """Split a chunk into (wire dicts, original leads, lead ids); set aside the invalid."""
-        from ._spec.speedups import chunk_wire  # compiled when the package was built with C
+        from ._spec.speedups import add_new_ids, chunk_wire  # compiled when built with C
 
         seen = self.seen
-        # The common case, in one pass: every lead a plain dict or a Lead found valid when it
-        # was built (its wire dict kept), and no id seen before.
+        # The common case, in one pass each: every lead a plain dict or a Lead found valid when
+        # it was built (its wire dict kept), and no id seen before (then added to seen).
         fast = chunk_wire(raw, Lead)
         if fast is not None:
             datas, ids = fast
-            if len(set(ids)) == len(ids) and seen.isdisjoint(ids):
-                seen.update(ids)
+            if add_new_ids(ids, seen):
                 return datas, raw, ids
         datas = [
             lead if isinstance(lead, dict) else lead.to_wire() if isinstance(lead, Lead) else lead

@@ -249,3 +249,16 @@ def test_compiled_and_pure_retrieve_wrappers_agree(leads_data: list[Any]) -> Non
     if pure is not None and fast is not None:
         assert [type(w) for w in fast] == [LeadMessages] * len(leads_data)
         assert [w.raw for w in fast] == [w.raw for w in pure] == leads_data
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from("abcdef"), max_size=6), st.sets(st.sampled_from("abcdefgh")))
+def test_compiled_and_pure_id_claims_agree(ids: list[str], seen: set[str]) -> None:
+    """A chunk's ids join the batch's seen set only when all are new and distinct, on both paths."""
+    compiled = _compiled()
+    pure_seen, compiled_seen = set(seen), set(seen)
+    assert compiled.add_new_ids(ids, compiled_seen) == _plain.add_new_ids(ids, pure_seen)
+    assert compiled_seen == pure_seen
+    assert pure_seen == (
+        seen | set(ids) if len(set(ids)) == len(ids) and not seen & set(ids) else seen
+    )

@@ -183,6 +183,14 @@ def chunk_wire(leads: Sequence[Any], trusted: type[Any]) -> tuple[list[Any], lis
     return wires, ids
 
 
+def add_new_ids(ids: list[Any], seen: set[Any]) -> bool:
+    """Add every id to ``seen`` when none is in it and none repeats (True); else change nothing."""
+    if len(set(ids)) == len(ids) and seen.isdisjoint(ids):
+        seen.update(ids)
+        return True
+    return False
+
+
 def plain_wire(
     lead_id: object,
     linkedin: object,
@@ -209,8 +217,27 @@ def plain_wire(
 
 
 _set = object.__setattr__
+_LEAD_SLOTS: Final = (
+    _ID,
+    _LINKEDIN,
+    _COMPANY,
+    _FIRST,
+    _LAST,
+    _WEBSITE,
+    _SPECIFIED,
+    "extra",
+    "_wire",
+)
+#: Per class, the ``__set__`` of each slot (a frozen class's fields are set through them).
+_setters: dict[type, tuple[Any, ...]] = {}
 
 
+def _slot_setters(cls: type) -> tuple[Any, ...]:
+    found = _setters[cls] = tuple(getattr(cls, name).__set__ for name in _LEAD_SLOTS)
+    return found
+
+
+# Long: the hot path of building a Lead, the fast check inlined in one frame (measured).
 def init_lead(
     lead: object,
     lead_id: object,
@@ -226,18 +253,60 @@ def init_lead(
 
     ``_wire`` is None when the lead is not plain or has ``extra`` keys (``Lead`` looks closer).
     """
-    _set(lead, _ID, lead_id)
-    _set(lead, _LINKEDIN, linkedin)
-    _set(lead, _COMPANY, company)
-    _set(lead, _FIRST, first)
-    _set(lead, _LAST, last)
-    _set(lead, _WEBSITE, website)
-    _set(lead, _SPECIFIED, specified)
-    _set(lead, "extra", extra)
-    wire = None
-    if not extra:
-        wire = plain_wire(lead_id, linkedin, company, first, last, website, specified)
-    _set(lead, "_wire", wire)
+    cls = type(lead)
+    setters = _setters.get(cls) or _slot_setters(cls)
+    s_id, s_linkedin, s_company, s_first, s_last, s_website, s_specified, s_extra, s_wire = setters
+    s_id(lead, lead_id)
+    s_linkedin(lead, linkedin)
+    s_company(lead, company)
+    s_first(lead, first)
+    s_last(lead, last)
+    s_website(lead, website)
+    s_specified(lead, specified)
+    s_extra(lead, extra)
+    url = _PLAIN_URL.fullmatch
+    if (
+        not extra
+        and type(lead_id) is str
+        and type(company) is str
+        and type(first) is str
+        and type(last) is str
+        and type(linkedin) is str
+        and lead_id
+        and company
+        and first
+        and last
+        and not lead_id.isspace()
+        and not company.isspace()
+        and not first.isspace()
+        and not last.isspace()
+        and (url(linkedin) is not None or _plain_unicode_url(linkedin))
+        and (
+            website is None
+            or (type(website) is str and (url(website) is not None or _plain_unicode_url(website)))
+        )
+        and (
+            specified is None
+            or (
+                type(specified) is str
+                and (url(specified) is not None or _plain_unicode_url(specified))
+            )
+        )
+    ):
+        s_wire(
+            lead,
+            {
+                _ID: lead_id,
+                _LINKEDIN: linkedin,
+                _COMPANY: company,
+                _FIRST: first,
+                _LAST: last,
+                _WEBSITE: website,
+                _SPECIFIED: specified,
+            },
+        )
+    else:
+        s_wire(lead, None)
 
 
 _PLAIN_RESULT_TYPES: Final = frozenset({str, type(None)})

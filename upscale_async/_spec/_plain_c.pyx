@@ -92,6 +92,9 @@ cdef extern from *:
     int PyObject_GenericSetAttr(object o, object name, object value) except -1
     int PyDict_Next(object d, Py_ssize_t *pos, PyObject **key, PyObject **value)
     bint PyList_CheckExact(object o)
+    int PySet_Contains(object s, object key) except -1
+    int PySet_Add(object s, object key) except -1
+    int PySet_Discard(object s, object key) except -1
 
 
 cdef str _ID = "automation_tool_lead_id"
@@ -241,3 +244,15 @@ def wrap_results(list leads_data, type cls):
         PyObject_GenericSetAttr(wrapped, _RAW, data)
         out.append(wrapped)
     return tuple(out)
+
+
+def add_new_ids(list ids, set seen):
+    """Add every id to ``seen`` when none is in it and none repeats (True); else change nothing."""
+    cdef Py_ssize_t i, j, n = len(ids)
+    for i in range(n):
+        if PySet_Contains(seen, ids[i]):  # seen before, or earlier in this chunk: undo
+            for j in range(i):
+                PySet_Discard(seen, ids[j])
+            return False
+        PySet_Add(seen, ids[i])
+    return True

@@ -20,14 +20,28 @@ def _disabled() -> bool:
 
 
 if _disabled():
-    from ._plain import chunk_wire, init_lead, plain_leads, plain_wire, wrap_results
+    from ._plain import add_new_ids, chunk_wire, init_lead, plain_leads, plain_wire, wrap_results
 
     COMPILED = False
 else:
     try:
-        from ._plain_c import chunk_wire, init_lead, plain_leads, plain_wire, wrap_results
+        from ._plain_c import (
+            add_new_ids,
+            chunk_wire,
+            init_lead,
+            plain_leads,
+            plain_wire,
+            wrap_results,
+        )
     except ImportError:
-        from ._plain import chunk_wire, init_lead, plain_leads, plain_wire, wrap_results
+        from ._plain import (
+            add_new_ids,
+            chunk_wire,
+            init_lead,
+            plain_leads,
+            plain_wire,
+            wrap_results,
+        )
 
         COMPILED = False
     else:
@@ -48,6 +62,7 @@ def extensions_active() -> bool:
 __all__ = [
     "COMPILED",
     "NO_EXTENSIONS_VARIABLE",
+    "add_new_ids",
     "chunk_wire",
     "extensions_active",
     "init_lead",
