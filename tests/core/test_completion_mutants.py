@@ -7,14 +7,16 @@ or that a hub timeout goes back to the hub (not to polling); these tests do, wit
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import Any
 
 import anyio
 import attrs
+import pytest
 
-from upscale_async import CompletionEvent, PollPolicy
-from upscale_async._completion import _Completion
+from upscale_async import CompletionEvent, PollPolicy, TransportError
+from upscale_async._completion import _Completion, await_completion
 
 
 @attrs.define
@@ -34,6 +36,16 @@ class FakeApi:
     async def retrieve(self, secure_request_id: str) -> Answer:
         self.calls += 1
         return Answer(is_complete=self.calls > self.pending)
+
+
+class FlakyApi(FakeApi):
+    """retrieve() fails once (after its retries, as the client would raise), then completes."""
+
+    async def retrieve(self, secure_request_id: str) -> Answer:
+        self.calls += 1
+        if self.calls == 1:
+            raise TransportError("connection failed: down", method="GET", path="/r")
+        return Answer(is_complete=True)
 
 
 class FakeHub:
@@ -93,3 +105,37 @@ async def test_a_hub_timeout_goes_back_to_the_hub_not_to_polling() -> None:
         result = await waiter.wait_one("req-1")
     assert result.is_complete
     assert (hub.calls, api.calls) == (2, 2)
+
+
+async def test_a_failed_poll_is_logged_with_the_id_and_the_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A poll that failed after retries is logged (id and error) and polled again."""
+    api = FlakyApi(pending=0)
+    waiter = completion(api, PollPolicy(initial=0.001, jitter=0.0))
+    with caplog.at_level(logging.WARNING, logger="upscale_async"), anyio.fail_after(5):
+        result = await waiter.wait_one("req-1")
+    assert result.is_complete
+    assert api.calls == 2
+    [record] = [r for r in caplog.records if r.name == "upscale_async"]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == (
+        "polling req-1 failed after retries, will poll again: connection failed: down (GET /r)"
+    )
+
+
+async def test_await_completion_waits_through_the_hub() -> None:
+    """await_completion(hub=) is woken by the hub, long before its first poll would be due."""
+    api = FakeApi(pending=0)
+    hub = FakeHub(timeouts=0)
+    slow = PollPolicy(initial=30.0, max_interval=30.0, fallback_interval=30.0)
+    with anyio.fail_after(5):  # polling would first wait about 30 s
+        results = await await_completion(
+            api,  # type: ignore[arg-type]
+            ["req-1", "req-2"],
+            hub=hub,
+            poll=slow,
+            timeout=20,
+        )
+    assert [r.is_complete for r in results] == [True, True]
+    assert hub.calls == 2
