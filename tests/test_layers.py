@@ -189,6 +189,7 @@ OPTIONAL_IMPORTS = {
     "rich": "cli",  # the CLI's live display, imported when it is shown
     "pytest": "dev",  # only testing/pytest_plugin.py, which pytest itself loads
     "redis": "redis",  # only upscale_async/redis/, the shared parts
+    "opentelemetry": "otel",  # only upscale_async/otel/, imported when the user imports it
 }
 
 

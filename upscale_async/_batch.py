@@ -25,7 +25,7 @@ from ._errors import (
     InsufficientCreditsError,
 )
 from ._ledger import BatchLedger, Chunk, ChunkClaim, ClaimState, campaign_key, chunk_digest
-from ._models import Campaign, Lead
+from ._models import Campaign, GenerationAccepted, Lead
 from ._results import (
     AcceptedRequest,
     BatchInterruptedError,
@@ -374,7 +374,7 @@ class _Batch:
         """Post one chunk and account for its leads (``claim``: its lease, with a ledger)."""
         posted = False
         try:
-            accepted = await self.api.post_generation(self.campaign_bytes, wire)
+            accepted = await self.post(wire, start)
         except InsufficientCreditsError as exc:
             self.stopping(StopReason.INSUFFICIENT_CREDITS, exc)
             self.unsent.append((start, originals))
@@ -414,6 +414,14 @@ class _Batch:
             await self.release(claim)
         if self.on_progress is not None:
             await self.notify(self.on_progress, self.progress())
+
+    async def post(self, wire: list[Any], start: int) -> GenerationAccepted:
+        """POST one chunk, inside a telemetry span when the client has telemetry."""
+        telemetry = self.api.telemetry
+        if telemetry is None:
+            return await self.api.post_generation(self.campaign_bytes, wire)
+        with telemetry.chunk(start, len(wire)):
+            return await self.api.post_generation(self.campaign_bytes, wire)
 
     def chunk_failed(self, exc: Exception, originals: list[Any], start: int) -> None:
         """Account for a chunk that still failed after retries; trip the breaker if due."""
@@ -620,8 +628,11 @@ async def submit_batch(
         result=result,
         ledger=ledger,
     )
+    telemetry = api.telemetry
+    span = _NO_LOCK if telemetry is None else telemetry.batch(policy.chunk_size, batch.source.total)
     try:
-        await batch.run()
+        with span:
+            await batch.run()
     except anyio.get_cancelled_exc_class():
         # Cancellation propagates untouched; ``into=`` keeps what was done before it.
         batch.stop = batch.stop or StopReason.CANCELLED

@@ -10,10 +10,9 @@ from typing import Any, Final, NoReturn
 
 import aiohttp
 import attrs
-import orjson
 from anyio.abc import AsyncResource
 
-from ._api import Api, Settings
+from ._api import Api, Settings, sequence_params
 from ._batch import (
     AcceptedCallback,
     LeadSource,
@@ -35,7 +34,8 @@ from ._config import (
     Routes,
     check_max_response_size,
 )
-from ._errors import ConfigurationError, ResponseValidationError, ValidationError
+from ._errors import ConfigurationError, ResponseValidationError
+from ._hooks import EventHooks
 from ._ledger import BatchLedger
 from ._models import (
     Account,
@@ -44,12 +44,12 @@ from ._models import (
     Lead,
     RetrievedMessages,
     SequenceTemplate,
-    lead_wire,
 )
+from ._observe import Observer, log_level_from_env
+from ._raw import RawClient
 from ._results import AcceptedRequest, BatchSubmission
-from ._spec.contract import SEQUENCE_FILTER_DEFAULT, SEQUENCE_FILTERS
-from ._spec.validation import Problem, check_leads
-from ._transport import Transport, redact_url
+from ._telemetry import Telemetry
+from ._transport import KeyProvider, Transport, redact_url
 from ._wire import structure, structure_sequences
 
 __all__ = ["UpscaleClient"]
@@ -61,6 +61,37 @@ _UNSET: Any = object()
 def _check_timeout(timeout: float | None) -> None:
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
+
+
+def _check_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Per-call headers as a dict; ValueError for a non-str pair or one the client owns."""
+    out = dict(headers)
+    for name, value in out.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ValueError(f"headers must map str names to str values, got {name!r}: {value!r}")
+        if name.lower() == "api-key":
+            raise ValueError(
+                "headers cannot set Api-Key: pass the key as UpscaleClient(api_key=...), a "
+                "callable returning it if it rotates"
+            )
+    return out
+
+
+def _api_key(api_key: str | KeyProvider | None) -> str | KeyProvider:
+    if api_key is not None and not isinstance(api_key, str):
+        if not callable(api_key):
+            raise ConfigurationError(
+                f"api_key must be a str, or a function or coroutine function returning the "
+                f"current key, not {type(api_key).__name__}"
+            )
+        return api_key
+    key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
+    if not key or key.isspace():
+        raise ConfigurationError(
+            f"No Upscale API key: pass UpscaleClient(api_key=...) or set the {ENV_API_KEY} "
+            "environment variable (the key is in your Upscale account settings)."
+        )
+    return key
 
 
 class UpscaleClient(AsyncResource):
@@ -78,6 +109,15 @@ class UpscaleClient(AsyncResource):
     to a host that is not loopback logs a warning (the API key would travel in clear text);
     credentials in the base URL never appear in a repr, log line or error.
 
+    ``api_key`` may also be a function or coroutine function returning the current key (a key
+    that rotates): it is asked on first use, and again after a 401, when the call is made once
+    more with the new key before the 401 is raised. ``hooks`` (:class:`EventHooks`) are told
+    of each request, response and retry; ``telemetry`` (``upscale_async.otel.OpenTelemetry``,
+    or a :class:`Telemetry` of your own) records spans and metrics; ``UPSCALE_LOG=info`` (or
+    ``debug``), read when the client is made, logs each request with its credentials hidden.
+    :attr:`with_raw_response` gives each endpoint's status, headers, request id, time and
+    attempts with its result.
+
     Example::
 
         async with UpscaleClient() as client:
@@ -91,9 +131,10 @@ class UpscaleClient(AsyncResource):
     _api: Api
     _owns_transport: bool
 
+    # Long: every option is checked here, each with its own message.
     def __init__(
         self,
-        api_key: str | None = None,
+        api_key: str | KeyProvider | None = None,
         *,
         base_url: str | None = None,
         routes: Routes | None = None,
@@ -105,12 +146,17 @@ class UpscaleClient(AsyncResource):
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         allow_unknown_message_types: bool = False,
         max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE,
+        hooks: EventHooks | None = None,
+        telemetry: Telemetry | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
-        if not key or key.isspace():
-            raise ConfigurationError(
-                f"No Upscale API key: pass UpscaleClient(api_key=...) or set the {ENV_API_KEY} "
-                "environment variable (the key is in your Upscale account settings)."
+        key = _api_key(api_key)
+        if hooks is not None and not isinstance(hooks, EventHooks):
+            raise TypeError(f"hooks must be an EventHooks, not {type(hooks).__name__}")
+        if telemetry is not None and not isinstance(telemetry, Telemetry):
+            raise TypeError(
+                "telemetry must be a Telemetry such as upscale_async.otel.OpenTelemetry(...), "
+                f"not {type(telemetry).__name__}"
             )
         url = base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
         if not _HTTP_BASE.match(url):
@@ -129,11 +175,13 @@ class UpscaleClient(AsyncResource):
             batch=batch or BatchPolicy(),
             allow_unknown_message_types=allow_unknown_message_types,
             max_response_size=max_response_size,
+            headers=_check_headers(headers or {}),
         )
         transport = Transport(
             base_url=url, api_key=key, session=session, max_connections=max_connections
         )
-        object.__setattr__(self, "_api", Api(transport, settings))
+        observer = Observer(hooks, log_level_from_env(), telemetry)
+        object.__setattr__(self, "_api", Api(transport, settings, observer))
         object.__setattr__(self, "_owns_transport", True)
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
@@ -155,12 +203,16 @@ class UpscaleClient(AsyncResource):
         batch: BatchPolicy | None = None,
         allow_unknown_message_types: bool | None = None,
         max_response_size: int | None = _UNSET,
+        headers: Mapping[str, str] | None = None,
     ) -> UpscaleClient:
         """A client with some options changed that shares this client's session.
 
-        Use it per call or per block: ``await client.with_options(timeout=5).get_account()``.
-        The view is not separately closable: closing it does nothing, and it stops working
-        when this client is closed.
+        Use it per call or per block: ``await client.with_options(timeout=5).get_account()``,
+        or ``fast = client.with_options(retry=RetryPolicy(attempts=1))`` for a block.
+        ``headers`` are added to those of this client (a value replaces the same name's);
+        ``Api-Key`` cannot be set this way. The view keeps this client's key, hooks and
+        telemetry. It is not separately closable: closing it does nothing, and it stops
+        working when this client is closed.
         """
         changes: dict[str, Any] = {
             "routes": routes,
@@ -176,11 +228,27 @@ class UpscaleClient(AsyncResource):
         if max_response_size is not _UNSET:
             check_max_response_size(max_response_size)
             changes["max_response_size"] = max_response_size
+        if headers is not None:
+            changes["headers"] = {**self._api.settings.headers, **_check_headers(headers)}
         view = object.__new__(UpscaleClient)
-        api = Api(self._api.transport, attrs.evolve(self._api.settings, **changes))
+        api = Api(
+            self._api.transport, attrs.evolve(self._api.settings, **changes), self._api.observer
+        )
         object.__setattr__(view, "_api", api)
         object.__setattr__(view, "_owns_transport", False)
         return view
+
+    @property
+    def with_raw_response(self) -> RawClient:
+        """The endpoints, each returning a :class:`RawResponse` (result, status, headers,
+        request id, elapsed time, attempts): ``(await
+        client.with_raw_response.get_account()).parsed``."""
+        return RawClient(self._api)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Headers added to every request (``with_options(headers=...)``), besides the client's."""
+        return self._api.settings.headers
 
     @property
     def base_url(self) -> str:
@@ -253,17 +321,11 @@ class UpscaleClient(AsyncResource):
         UnprocessableEntityError (422), ServerError / TransportError after retries.
         """
         api = self._api
-        try:
-            campaign_wire = api.campaign_wire(campaign)
-        except ValidationError as exc:  # a mapping's problems: reported with the leads'
-            campaign_wire, problems = {}, list(exc.errors)
-        else:
-            problems = api.campaign_problems(campaign_wire)
-        leads_wire = [lead_wire(lead) for lead in leads]
-        problems.extend(check_leads(leads_wire))
-        if problems:
-            raise ValidationError(problems)
-        return await api.post_generation(orjson.dumps(campaign_wire), leads_wire)
+        body = api.generation_body(campaign, leads)
+        response = await api.request(
+            "POST", api.settings.routes.request_message_generation, body=body
+        )
+        return structure(response.data, GenerationAccepted)
 
     async def retrieve_messages(self, secure_request_id: str) -> RetrievedMessages:
         """Fetch the messages of a request (one API call): complete (200) or partial (202).
@@ -286,30 +348,15 @@ class UpscaleClient(AsyncResource):
         With no filter every sequence is returned; with any filter the server filters on all
         four, an omitted filter (or the literal ``"default"``) taking its default.
         """
-        given: dict[str, Any] = {
-            "sequence_length": sequence_length,
-            "campaign_objective": campaign_objective,
-            "cadence_profile": cadence_profile,
-            "saturated_markets": saturated_markets,
-        }
-        params: dict[str, str] = {}
-        problems: list[Problem] = []
-        for name, value in given.items():
-            if value is None:
-                continue
-            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-            allowed, _ = SEQUENCE_FILTERS[name]
-            if text != SEQUENCE_FILTER_DEFAULT and text not in allowed:
-                problems.append(
-                    (
-                        name,
-                        f"{name} must be one of {', '.join(allowed)} or default but was {text!r}",
-                    )
-                )
-            params[name] = text
-        if problems:
-            raise ValidationError(problems)
-        response = await self._api.request("GET", self.routes.get_sequences, params=params or None)
+        params = sequence_params(
+            {
+                "sequence_length": sequence_length,
+                "campaign_objective": campaign_objective,
+                "cadence_profile": cadence_profile,
+                "saturated_markets": saturated_markets,
+            }
+        )
+        response = await self._api.request("GET", self.routes.get_sequences, params=params)
         return structure_sequences(response.data)
 
     async def get_account(self) -> Account:

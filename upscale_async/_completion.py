@@ -47,6 +47,7 @@ from ._results import (
     RejectedLead,
 )
 from ._spec.contract import MESSAGE_FIELDS
+from ._telemetry import Telemetry
 
 __all__ = [
     "CompletionWaiter",
@@ -114,6 +115,8 @@ class _Completion:
         self.api = api
         self.hub = hub
         self.poll = poll
+        # Read once; getattr: a stand-in with only retrieve() (the mutation tests') has none.
+        self.telemetry: Telemetry | None = getattr(api, "telemetry", None)
         self.limiter = anyio.CapacityLimiter(poll.max_concurrent)
         self.random = random.Random()
         self.last_seen: dict[str, RetrievedMessages | None] = {}
@@ -153,20 +156,40 @@ class _Completion:
                 notified = False
             result = await self._retrieve(secure_request_id)
             if result is not None and result.is_complete:
+                if not notified:
+                    self.fallback_found(secure_request_id)
                 return result
             if notified:
                 # The webhook came before retrieve agrees (or the retrieve failed): poll.
                 return await self._poll(secure_request_id)
 
+    def fallback_found(self, secure_request_id: str) -> None:
+        """A fallback poll found a request complete whose webhook had not come."""
+        logger.debug(
+            "the fallback poll found %s complete: no webhook for it came within %g s",
+            secure_request_id,
+            self.poll.fallback_interval,
+            extra={"secure_request_id": secure_request_id},
+        )
+        if self.telemetry is not None:
+            self.telemetry.fallback_poll_found(secure_request_id)
+
     async def wait_one(self, secure_request_id: str) -> RetrievedMessages:
         """Wait for one request until it is complete; its confirmed result."""
         self.last_seen.setdefault(secure_request_id, None)
-        if self.hub is not None:
-            result = await self._via_hub(self.hub, secure_request_id)
+        telemetry = self.telemetry
+        if telemetry is None:
+            result = await self._wait(secure_request_id)
         else:
-            result = await self._poll(secure_request_id)
+            with telemetry.wait(secure_request_id):
+                result = await self._wait(secure_request_id)
         self.results[secure_request_id] = result
         return result
+
+    async def _wait(self, secure_request_id: str) -> RetrievedMessages:
+        if self.hub is not None:
+            return await self._via_hub(self.hub, secure_request_id)
+        return await self._poll(secure_request_id)
 
     async def wait_guarded(self, secure_request_id: str, scope: anyio.CancelScope) -> None:
         """:meth:`wait_one`, its failure kept in ``errors`` (a 401 also cancels ``scope``)."""
@@ -304,6 +327,8 @@ class _Pipeline:
     ) -> None:
         self.api = api
         self.send = send
+        # Each lead's outcome goes out through emit: counted first when there is telemetry.
+        self.emit = send.send if api.telemetry is None else self._counted
         self.completion = _Completion(api, hub=hub, poll=poll)
         self.timeout = timeout
         self.deadline = None if timeout is None else anyio.current_time() + timeout
@@ -382,9 +407,14 @@ class _Pipeline:
             self.failure = exc
             return exc.partial
 
+    async def _counted(self, outcome: LeadOutcome) -> None:
+        assert self.api.telemetry is not None
+        self.api.telemetry.leads(outcome.outcome)
+        await self.send.send(outcome)
+
     async def rejected(self, rejected: RejectedLead) -> None:
         """Hand out a lead set aside by validation."""
-        await self.send.send(
+        await self.emit(
             LeadOutcome(
                 lead_id=rejected.lead_id,
                 outcome="rejected",
@@ -398,7 +428,7 @@ class _Pipeline:
         """Hand out the leads of failed chunks and the leads never sent."""
         for chunk in batch.failed:
             for lead in chunk.leads:
-                await self.send.send(
+                await self.emit(
                     LeadOutcome(
                         lead_id=lead_id(lead),
                         outcome="submit_failed",
@@ -408,7 +438,7 @@ class _Pipeline:
                 )
         stop = batch.stopped_by.value if batch.stopped_by else "stopped"
         for lead in batch.not_submitted:
-            await self.send.send(
+            await self.emit(
                 LeadOutcome(
                     lead_id=lead_id(lead),
                     outcome="not_submitted",
@@ -429,7 +459,7 @@ class _Pipeline:
             return
         if result is None:
             for lead_id_ in request.lead_ids:
-                await self.send.send(
+                await self.emit(
                     LeadOutcome(
                         lead_id=lead_id_,
                         outcome="timed_out",
@@ -439,7 +469,7 @@ class _Pipeline:
                 )
             return
         for outcome in _outcomes_for(request, result, self.types):
-            await self.send.send(outcome)
+            await self.emit(outcome)
 
     async def wait_failed(self, request: AcceptedRequest, error: Exception) -> None:
         """Hand out each lead of a request whose wait failed as ``failed``, with the error."""
@@ -448,7 +478,7 @@ class _Pipeline:
             f"{type(error).__name__}: {error}; retrieve it later with retrieve_messages"
         )
         for lead_id_ in request.lead_ids:
-            await self.send.send(
+            await self.emit(
                 LeadOutcome(
                     lead_id=lead_id_,
                     outcome="failed",

@@ -30,6 +30,8 @@ _RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 
 Send = Callable[[float | None], Awaitable[T]]
 """One attempt, given the seconds it may take at most (None: the client's own timeout)."""
+OnRetry = Callable[[UpscaleError, int, float], Awaitable[None]]
+"""Told of each retry: the error, the attempt that failed (1-based) and the wait before the next."""
 
 
 def retry_decision(error: BaseException) -> bool | float:
@@ -53,12 +55,13 @@ async def call_with_retries(
     method: str,
     path: str,
     rng: random.Random,
+    on_retry: OnRetry | None = None,
 ) -> T:
     """Run ``send`` until it succeeds, the error is not transient, or attempts or time run out.
 
     No attempt starts, and no wait begins, that would end past ``policy.timeout``; an attempt
     in flight at the deadline is bounded by the time left and raises
-    :class:`RequestTimeoutError`.
+    :class:`RequestTimeoutError`. ``on_retry`` (hooks, telemetry) is awaited before each wait.
     """
     deadline = None if policy.timeout is None else time.monotonic() + policy.timeout
     attempt = 1
@@ -95,6 +98,8 @@ async def call_with_retries(
                 policy.attempts,
                 error,
             )
+            if on_retry is not None:
+                await on_retry(error, attempt, delay)
             attempt += 1
             await anyio.sleep(delay)
 

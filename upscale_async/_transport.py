@@ -13,13 +13,15 @@ not loopback logs one warning when the transport is made. Every body is read und
 from __future__ import annotations
 
 import email.utils
+import inspect
 import ipaddress
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, TypeAlias
 
 import aiohttp
+import anyio
 import attrs
 import orjson
 from yarl import URL
@@ -30,6 +32,7 @@ from ._errors import (
     AuthenticationError,
     BadRequestError,
     ClientClosedError,
+    ConfigurationError,
     InsufficientCreditsError,
     NotFoundError,
     RateLimitError,
@@ -54,6 +57,9 @@ _USER_AGENT: Final = f"upscale-async/{__version__} aiohttp/{aiohttp.__version__}
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 logger: Final = logging.getLogger("upscale_async")
+
+KeyProvider: TypeAlias = Callable[[], str | Awaitable[str]]
+"""A function or coroutine function returning the current API key (for a key that rotates)."""
 
 
 def redact_url(url: str) -> str:
@@ -136,7 +142,7 @@ class Transport:
         self,
         *,
         base_url: str,
-        api_key: str,
+        api_key: str | KeyProvider,
         session: aiohttp.ClientSession | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
@@ -151,11 +157,74 @@ class Transport:
         self._owns_session = session is None
         self._max_connections = max_connections
         self._closed = False
-        self._get_headers = {"Api-Key": api_key, "Accept": "application/json"}
-        if session is None or "User-Agent" not in session.headers:
-            self._get_headers["User-Agent"] = _USER_AGENT
-        self._body_headers = {**self._get_headers, "Content-Type": "application/json"}
+        # A callable key is asked on first use, and again after a 401 (rotate_key).
+        self.key_provider: KeyProvider | None = None if isinstance(api_key, str) else api_key
+        self.key_version = 0
+        self._key_lock: anyio.Lock | None = None
+        self._user_agent = session is None or "User-Agent" not in session.headers
+        self._set_key(api_key if isinstance(api_key, str) else "")
         warn_if_cleartext(self._base)
+
+    def _set_key(self, key: str) -> None:
+        # New dicts rather than edits: a request being sent keeps the headers it started with.
+        get_headers = {"Api-Key": key, "Accept": "application/json"}
+        if self._user_agent:
+            get_headers["User-Agent"] = _USER_AGENT
+        self._get_headers = get_headers
+        self._body_headers = {**get_headers, "Content-Type": "application/json"}
+        self.key_version += 1
+
+    async def _ask_key(self) -> str:
+        assert self.key_provider is not None
+        key = self.key_provider()
+        if inspect.isawaitable(key):
+            key = await key
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigurationError(
+                f"the api_key callable {self.key_provider!r} returned {type(key).__name__} "
+                f"{'(blank)' if isinstance(key, str) else ''}; it must return the current "
+                "Upscale API key as a non-empty str"
+            )
+        return key
+
+    async def ensure_key(self) -> int:
+        """The key's version, asking the key provider first when no key was fetched yet."""
+        if self.key_provider is not None and self.key_version == 1:
+            async with self._lock():
+                if self.key_version == 1:  # not fetched by another task meanwhile
+                    self._set_key(await self._ask_key())
+        return self.key_version
+
+    async def rotate_key(self, version: int) -> bool:
+        """After a 401 on a request sent with key ``version``: True when a new key is in place.
+
+        Another task may have replaced the key already (True, at once); else the provider is
+        asked once more: True when it returned a different key, False when the same.
+        """
+        if self.key_provider is None:
+            return False
+        async with self._lock():
+            if self.key_version != version:
+                return True
+            key = await self._ask_key()
+            if key == self._get_headers["Api-Key"]:
+                return False
+            self._set_key(key)
+            return True
+
+    def _lock(self) -> anyio.Lock:
+        if self._key_lock is None:
+            self._key_lock = anyio.Lock()
+        return self._key_lock
+
+    def url(self, path: str) -> str:
+        """The full URL of ``path``, credentials shown as ``***`` (for log lines)."""
+        return redact_url(self._base) + path
+
+    def headers(self, has_body: bool, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The headers an attempt sends (the API key included: redact before showing them)."""
+        base = self._body_headers if has_body else self._get_headers
+        return {**base, **extra} if extra else base
 
     def __repr__(self) -> str:
         return f"<Transport base_url={self._shown!r}>"
@@ -210,14 +279,18 @@ class Transport:
         body: bytes | None = None,
         timeout: float | None,
         max_size: int | None = DEFAULT_MAX_RESPONSE_SIZE,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> Response:
         """Send one request once; a 2xx :class:`Response`, else the typed error (never retries).
 
         The body is read under ``max_size`` bytes (None: no cap); past it the connection is
         closed and :class:`ResponseValidationError` says the size seen and the cap.
+        ``extra_headers`` (``with_options(headers=...)``) are added to the client's own.
         """
         session = self._get_session()
         headers = self._get_headers if body is None else self._body_headers
+        if extra_headers:
+            headers = {**headers, **extra_headers}
         try:
             async with session.request(
                 method,

@@ -114,7 +114,7 @@ class _Handlers:
             return key
         if combined:
             message = ERR_INVALID_OR_REVOKED
-        elif key in self.config.revoked_keys:
+        elif key in self.config.revoked_keys or key in self.state.revoked_keys:
             message = ERR_REVOKED_KEY
         else:
             message = ERR_INVALID_KEY

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from types import TracebackType
 from typing import Any, Self
 
@@ -52,8 +53,8 @@ class Emulator:
     # -- handles ----------------------------------------------------------------------------
     @property
     def api_key(self) -> str:
-        """The first valid API key."""
-        return self.config.api_keys[0]
+        """The first valid API key (after :meth:`rotate_key`, its replacement)."""
+        return next(iter(self.state.accounts))
 
     @property
     def webhook_secret(self) -> str | None:
@@ -88,6 +89,34 @@ class Emulator:
         account.credits += n
         account.allowance += n
         return account.credits
+
+    def rotate_key(self, new_key: str | None = None, *, old_key: str | None = None) -> str:
+        """Replace a valid key (default: the first) by ``new_key`` (default: a random one).
+
+        The account, its credits and its requests move to the new key; the old key is revoked
+        at once (answered 401 "revoked", like a key revoked in the Upscale dashboard). Returns
+        the new key.
+
+        Raises:
+            ValueError: ``old_key`` is not a valid key, or ``new_key`` is already in use or
+                was revoked.
+        """
+        old = old_key if old_key is not None else self.api_key
+        new = new_key if new_key is not None else f"emu-key-{secrets.token_hex(8)}"
+        state = self.state
+        if old not in state.accounts:
+            raise ValueError(f"rotate_key: {old!r} is not a valid key of this emulator")
+        if not new.strip() or new in state.accounts or new in state.revoked_keys:
+            raise ValueError(f"rotate_key: the new key {new!r} is blank, in use or revoked")
+        account = state.accounts[old]
+        account.api_key = new
+        # Rebuilt rather than re-inserted: the first key stays first (the default account).
+        state.accounts = {new if k == old else k: v for k, v in state.accounts.items()}
+        for request in state.requests.values():
+            if request.api_key == old:
+                request.api_key = new
+        state.revoked_keys.add(old)
+        return new
 
     def set_delivery_plan(self, plan: DeliveryPlan) -> None:
         """Tamper with the webhook events triggered from now on (drop / duplicate)."""

@@ -153,6 +153,8 @@ class EmulatorState:
     server_errors: list[str] = attrs.Factory(list)
     """Unexpected exceptions answered as 500 (a correct run leaves this empty)."""
     started_at: float = attrs.Factory(time.time)
+    revoked_keys: set[str] = attrs.Factory(set)
+    """Keys revoked while running (``Emulator.rotate_key``): answered 401 "revoked"."""
 
     # -- ledger accessors -------------------------------------------------------------------
     def credits(self, api_key: str | None = None) -> int:

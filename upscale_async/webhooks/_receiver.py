@@ -16,7 +16,9 @@ import orjson
 from aiohttp import web
 
 from .._errors import WebhookPayloadError, WebhookVerificationError
+from .._hooks import EventHooks, WebhookAcceptedEvent, WebhookRejectedEvent, fire
 from .._models import CompletionEvent
+from .._telemetry import Telemetry
 from .._wire import structure_event
 from ._guard import FloodLog, Gate, Guard, ReceiverLimits, track_requests
 from ._hub import CompletionHub
@@ -162,6 +164,8 @@ def webhook_handler(
     *,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     on_rejected: OnRejected | None = None,
+    hooks: EventHooks | None = None,
+    telemetry: Telemetry | None = None,
 ) -> WebhookHandler:
     """An aiohttp.web handler that verifies completion webhooks and delivers them to ``hub``.
 
@@ -180,7 +184,11 @@ def webhook_handler(
     delivery), pass ``on_rejected``: it is called in the request, before the answer, with the
     :class:`~upscale_async.WebhookVerificationError` (401) or
     :class:`~upscale_async.WebhookPayloadError` (400, 413) of each rejected webhook; what it
-    raises is logged, and the answer stays the same.
+    raises is logged, and the answer stays the same. ``hooks`` (an
+    :class:`~upscale_async.EventHooks`) have ``on_webhook_accepted`` called for each verified
+    webhook handed to the hub and ``on_webhook_rejected`` for each rejected one (a hook that
+    raises is logged; the answer stays the same); ``telemetry`` (e.g.
+    ``upscale_async.otel.OpenTelemetry``) counts them as received, duplicate or rejected.
 
     Example::
 
@@ -189,31 +197,69 @@ def webhook_handler(
     _check_verifier(verifier)
     if max_body_size < 1:
         raise ValueError(f"max_body_size must be >= 1, not {max_body_size!r}")
-    _check_callback(on_rejected)
+    _check_callback(on_rejected, hooks, telemetry)
     defaults = ReceiverLimits()
     log = FloodLog(logger, defaults.max_log_lines, defaults.log_period)
-    return _make_handler(hub, verifier, max_body_size, log, on_rejected)
+    listeners = _Listeners(on_rejected, hooks, telemetry)
+    return _make_handler(hub, verifier, max_body_size, log, listeners)
 
 
-def _check_callback(on_rejected: object) -> None:
+def _check_callback(on_rejected: object, hooks: object = None, telemetry: object = None) -> None:
     if on_rejected is not None and not callable(on_rejected):
         raise TypeError(f"on_rejected must be callable or None, not {on_rejected!r}")
+    if hooks is not None and not isinstance(hooks, EventHooks):
+        raise TypeError(f"hooks must be an upscale_async.EventHooks, not {type(hooks).__name__}")
+    if telemetry is not None and not isinstance(telemetry, Telemetry):
+        raise TypeError(
+            "telemetry must be a Telemetry such as upscale_async.otel.OpenTelemetry(...), "
+            f"not {type(telemetry).__name__}"
+        )
 
 
-def _rejected(
+class _Listeners:
+    """Who hears of each webhook: ``on_rejected``, the event hooks and the telemetry."""
+
+    __slots__ = ("accepted_hook", "on_rejected", "rejected_hook", "telemetry")
+
+    def __init__(
+        self,
+        on_rejected: OnRejected | None,
+        hooks: EventHooks | None,
+        telemetry: Telemetry | None,
+    ) -> None:
+        self.on_rejected = on_rejected
+        self.accepted_hook = hooks.on_webhook_accepted if hooks is not None else None
+        self.rejected_hook = hooks.on_webhook_rejected if hooks is not None else None
+        self.telemetry = telemetry
+
+    async def accepted(self, event: CompletionEvent, new: bool) -> None:
+        """A verified webhook went to the hub (``new``: not a duplicate)."""
+        if self.telemetry is not None:
+            self.telemetry.webhook("received" if new else "duplicate", 200)
+        if self.accepted_hook is not None:
+            info = WebhookAcceptedEvent(event=event, duplicate=not new)
+            await fire(self.accepted_hook, "on_webhook_accepted", info)
+
+
+async def _rejected(
     log: FloodLog,
-    on_rejected: OnRejected | None,
+    listeners: _Listeners,
     status: int,
     error: WebhookVerificationError | WebhookPayloadError,
     remote: str | None,
 ) -> web.Response:
-    """Log a rejected webhook, tell ``on_rejected``, and answer ``status``."""
+    """Log a rejected webhook, tell ``on_rejected`` and the hooks, and answer ``status``."""
     log.info("webhook from %s rejected (%d): %s", remote, status, error)
-    if on_rejected is not None:
+    if listeners.on_rejected is not None:
         try:
-            on_rejected(error)
+            listeners.on_rejected(error)
         except Exception:
             log.exception("on_rejected raised for a webhook rejected (%d)", status)
+    if listeners.telemetry is not None:
+        listeners.telemetry.webhook("rejected", status)
+    if listeners.rejected_hook is not None:
+        info = WebhookRejectedEvent(status=status, error=error, remote=remote)
+        await fire(listeners.rejected_hook, "on_webhook_rejected", info)
     return _error(status, str(error))
 
 
@@ -234,14 +280,16 @@ def _make_handler(
     verifier: WebhookVerifier,
     limit: int,
     log: FloodLog,
-    on_rejected: OnRejected | None = None,
+    listeners: _Listeners,
 ) -> WebhookHandler:
     too_large = f"webhook body is larger than the limit of {limit} bytes"
 
     async def handle_upscale_webhook(request: web.Request) -> web.Response:
         length = request.content_length
         if length is not None and length > limit:
-            return _rejected(log, on_rejected, 413, WebhookPayloadError(too_large), request.remote)
+            return await _rejected(
+                log, listeners, 413, WebhookPayloadError(too_large), request.remote
+            )
         if length is not None and request.content.is_eof():  # all here already: no wait
             body: bytes | None = await request.read()
         else:
@@ -251,17 +299,20 @@ def _make_handler(
             except TimeoutError:
                 return _error(408, f"webhook body not received within {_READ_TIMEOUT:g} s")
         if body is None:
-            return _rejected(log, on_rejected, 413, WebhookPayloadError(too_large), request.remote)
+            return await _rejected(
+                log, listeners, 413, WebhookPayloadError(too_large), request.remote
+            )
         try:
             event = parse_webhook(body, request.headers, verifier, max_body_size=limit)
         except WebhookVerificationError as exc:
-            return _rejected(log, on_rejected, 401, exc, request.remote)
+            return await _rejected(log, listeners, 401, exc, request.remote)
         except WebhookPayloadError as exc:
-            return _rejected(log, on_rejected, 400, exc, request.remote)
+            return await _rejected(log, listeners, 400, exc, request.remote)
         try:
             new = await hub.deliver(event)
         except Exception as exc:
             return _not_delivered(log, event, exc)
+        await listeners.accepted(event, new)
         return web.Response(body=_OK if new else _DUPLICATE, content_type="application/json")
 
     return handle_upscale_webhook
@@ -280,7 +331,8 @@ class WebhookReceiver:
     (one more is closed as soon as it is accepted, so file descriptors remain); a body is
     read within 10 s and up to ``max_body_size``; and the receiver's log lines are limited
     to 10 a second, then one line counting those suppressed. ``on_rejected`` is called with
-    the error of each rejected webhook, as in :func:`webhook_handler`.
+    the error of each rejected webhook, and ``hooks`` and ``telemetry`` hear of each webhook,
+    as in :func:`webhook_handler`.
 
     Example::
 
@@ -303,13 +355,22 @@ class WebhookReceiver:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         limits: ReceiverLimits = ReceiverLimits(),
         on_rejected: OnRejected | None = None,
+        hooks: EventHooks | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/', not {path!r}")
         if not isinstance(limits, ReceiverLimits):
             raise TypeError(f"limits must be a ReceiverLimits, not {type(limits).__name__}")
         # Checks the arguments.
-        webhook_handler(hub, verifier, max_body_size=max_body_size, on_rejected=on_rejected)
+        webhook_handler(
+            hub,
+            verifier,
+            max_body_size=max_body_size,
+            on_rejected=on_rejected,
+            hooks=hooks,
+            telemetry=telemetry,
+        )
         self.hub = hub
         self.host = host
         self.path = path
@@ -317,7 +378,8 @@ class WebhookReceiver:
         self.max_body_size = max_body_size
         self.limits = limits
         self._log = FloodLog(logger, limits.max_log_lines, limits.log_period)
-        self._handler = _make_handler(hub, verifier, max_body_size, self._log, on_rejected)
+        listeners = _Listeners(on_rejected, hooks, telemetry)
+        self._handler = _make_handler(hub, verifier, max_body_size, self._log, listeners)
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
         self._gate: Gate | None = None
