@@ -5,12 +5,15 @@
     python tools/mutation_report.py --rerun-survivors  # after adding tests: rerun the survivors
     python tools/mutation_report.py --no-run         # report from mutmut's cache in mutants/
     python tools/mutation_report.py --fail-under 90  # exit 1 when a module is below 90%
+    python tools/mutation_report.py --max-children 2  # two workers (default: one)
 
 mutmut's settings (the files to mutate, the tests to run) are ``[tool.mutmut]`` in
 pyproject.toml; its cache is ``mutants/`` (git-ignored): a plain run only checks the mutants it
-has no result for, so delete ``mutants/`` to start over after the code changed. Runs use one
-worker (the machine is shared) and a 30 s per-test timeout (the slowest test takes about 10 s
-under mutmut), so a mutant that makes a wait hang is killed in 30 s rather than 120 s.
+has no result for (and the mutants of every function whose source changed since), so delete
+``mutants/`` to start over. Runs use one worker unless ``--max-children`` says more (the
+machine is shared) and a 30 s per-test timeout (the slowest test takes about 10 s under
+mutmut), so a mutant that makes a wait hang is killed in 30 s rather than 120 s. A module whose
+source changed after its mutants were made is reported as ``stale``: run again to update it.
 
 A mutant counts as killed when a test failed or timed out with it. Mutants judged equivalent (no
 test can tell them from the original) are listed, each with its reason, in
@@ -123,9 +126,20 @@ def summarize(module: str, codes: dict[str, int | None], equivalent: dict[str, s
     )
 
 
-def run_mutmut(names: list[str]) -> None:
-    """``mutmut run --max-children 1``: the unchecked mutants, or exactly ``names`` (globs)."""
-    command = [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *names]
+def is_stale(root: Path, source: str) -> bool:
+    """True when ``source`` changed after mutmut made its mutants (its cached rates are old).
+
+    The same test mutmut makes before a run: a source file newer than its mutated copy.
+    """
+    mutated = root / "mutants" / source
+    if not mutated.exists():
+        return False
+    return (root / source).stat().st_mtime > mutated.stat().st_mtime
+
+
+def run_mutmut(names: list[str], max_children: int = 1) -> None:
+    """``mutmut run --max-children N``: the unchecked mutants, or exactly ``names`` (globs)."""
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *names]
     env = {**os.environ, "PYTEST_ADDOPTS": f"{os.environ.get('PYTEST_ADDOPTS', '')} --timeout=30"}
     print("$", " ".join(command[1:]), flush=True)
     subprocess.run(command, cwd=ROOT, env=env, check=False)
@@ -152,7 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fail-under", type=float, default=None, metavar="PERCENT")
     parser.add_argument("--show-survivors", action="store_true", help="list surviving mutants")
+    parser.add_argument(
+        "--max-children", type=int, default=1, metavar="N", help="mutmut workers (default: 1)"
+    )
     args = parser.parse_args(argv)
+    if args.max_children < 1:
+        parser.error("--max-children must be at least 1")
     modules = _select(args.modules)
     if args.rerun_survivors:
         equivalent = read_equivalent()
@@ -162,9 +181,10 @@ def main(argv: list[str] | None = None) -> int:
             for name in summarize(module, exit_codes(ROOT, MODULES[module]), equivalent).survived
         ]
         if names:
-            run_mutmut(names)
+            run_mutmut(names, args.max_children)
     elif not args.no_run:
-        run_mutmut([f"{module}.*" for module in modules] if args.modules else [])
+        globs = [f"{module}.*" for module in modules] if args.modules else []
+        run_mutmut(globs, args.max_children)
     equivalent = read_equivalent()
     failed = False
     print()
@@ -183,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             line += f"  suspicious {len(s.suspicious)}"
         if s.not_checked:
             line += f"  not checked {len(s.not_checked)}"
+        if is_stale(ROOT, MODULES[module]):
+            line += "  stale (the source changed since: run again)"
         print(line)
         if args.show_survivors:
             for name in [*s.survived, *s.no_tests, *s.suspicious, *s.not_checked]:
