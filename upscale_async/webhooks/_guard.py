@@ -188,6 +188,7 @@ class Guard(asyncio.Protocol):
         "_gate",
         "_head",
         "_head_bytes",
+        "_head_due",
         "_idle",
         "_inner",
         "_tail",
@@ -203,6 +204,7 @@ class Guard(asyncio.Protocol):
         self._head = False  # a request head is being received
         self._idle = False  # the last request was handled; the next byte starts a head
         self._head_bytes = 0
+        self._head_due = 0.0  # loop time by which the current head must be complete
         self._tail = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -261,7 +263,6 @@ class Guard(asyncio.Protocol):
         """
         self._head = False
         self._idle = body_read
-        self._cancel_timer()
         if self._inner is not None:
             self._gate.waiting[self] = None  # idle: the newest to close at the bound
 
@@ -277,21 +278,35 @@ class Guard(asyncio.Protocol):
         self._idle = False
         self._head_bytes = 0
         self._tail = b""
-        self._cancel_timer()
         waiting = self._gate.waiting
         waiting.pop(self, None)
         waiting[self] = None  # re-inserted: the newest
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._gate.limits.header_timeout, self._head_timed_out)
+        self._head_due = loop.time() + self._gate.limits.header_timeout
+        # One timer at a time, not one per request: a timer that fires early (set for an
+        # earlier head) moves itself to this head's deadline (_check_head).
+        if self._timer is None:
+            self._timer = loop.call_at(self._head_due, self._check_head)
+
+    def _check_head(self) -> None:
+        """The head deadline timer: close the connection if its head is late, else re-arm."""
+        self._timer = None
+        if not self._head:
+            return  # between requests: the next head arms a timer again
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._head_due:
+            self._timer = loop.call_at(self._head_due, self._check_head)
+            return
+        self._head_timed_out()
 
     def _scan_head(self, data: bytes) -> bool:
         """Count head bytes; False (and the connection aborted) when the head is too large."""
-        buf = self._tail + data
-        ends = [i for i in (buf.find(end) for end in _HEAD_ENDS) if i >= 0]
-        if ends:  # the head ends here; what follows is the body, aiohttp's to bound
-            self._head_bytes += max(0, min(ends) + 2 - len(self._tail))
-            self._head = False
-            self._cancel_timer()
+        buf = self._tail + data if self._tail else data
+        crlf, lf = buf.find(_HEAD_ENDS[0]), buf.find(_HEAD_ENDS[1])
+        if crlf >= 0 or lf >= 0:  # the head ends here; what follows is the body, aiohttp's
+            end = min(crlf, lf) if crlf >= 0 and lf >= 0 else max(crlf, lf)
+            self._head_bytes += max(0, end + 2 - len(self._tail))
+            self._head = False  # its timer, if due first, finds no head and stops
             self._gate.waiting.pop(self, None)  # in a request now: not to be closed
         else:
             self._head_bytes += len(data)
@@ -306,7 +321,6 @@ class Guard(asyncio.Protocol):
         return False
 
     def _head_timed_out(self) -> None:
-        self._timer = None
         self._gate.log.info(
             "closed a connection from %s: no complete request head within %g s",
             self._peer(),
