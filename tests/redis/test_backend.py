@@ -422,3 +422,23 @@ async def test_calls_while_down_fail_fast_and_recover(owned: tuple[RedisServer, 
     server.start()
     await until(lambda: a.available)
     assert await hub_a.deliver(event()) is True
+
+
+async def test_an_event_kept_without_an_announcement_is_still_written(pair: Pair) -> None:
+    """keep alone (as when a waiter left in the tick it was resolved) stores it for every hub."""
+    _, hub_b, a, _ = pair
+    await a.keep(event(), 0.0)
+    async with asyncio.timeout(5):
+        while (await hub_b.stats()).stored_events == 0:
+            await asyncio.sleep(0.01)
+    assert await hub_b.wait("req-1", timeout=1) == event()
+
+
+async def test_an_event_kept_then_taken_on_the_same_hub_is_consumed_there(pair: Pair) -> None:
+    """take right after keep (a waiter that came while keep ran) gets it; nothing is left."""
+    _, hub_b, a, _ = pair
+    await a.keep(event(), 0.0)
+    assert await a.take("req-1", 0.0) == event()
+    await a.publish(event())
+    await asyncio.sleep(0.1)
+    assert (await hub_b.stats()).stored_events == 0

@@ -88,7 +88,8 @@ DEFAULT_TIMEOUT = 5.0
 _RETRY_FIRST = 0.05  # seconds before the first attempt to subscribe again, doubling
 _RETRY_MAX = 1.0
 _IDLE_READ = 1.0  # seconds a read of the subscription waits before it checks the connection
-_SWEEP_CHUNK = 1000  # ids per take script while catching up after a reconnect
+_SWEEP_CHUNK = 1000  # most ids per take script (queued lookups, catching up after a reconnect)
+_MAX_CONNECTIONS = 64  # connections the backend's own client may open
 _LOG = 10  # log lines a second, at most, about an unreachable Redis
 
 # Shared by the scripts: the server's clock in ms, and dropping one stored event.
@@ -110,10 +111,8 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - ttl, 'LIM
 end
 """
 # KEYS: events, order, bytes. ARGV: ttl ms, id, body, max events, max bytes.
-_KEEP = (
-    _PRELUDE
-    + """
-local id, body = ARGV[2], ARGV[3]
+_KEEP_BODY = """
+local function keep(id, body)
 local max_events, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
 drop(id)
 if max_events < 1 or string.len(body) > max_bytes then return 0 end
@@ -130,6 +129,18 @@ while redis.call('HLEN', KEYS[1]) > max_events
 end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
 return 1 + evicted
+end
+"""
+_KEEP = _PRELUDE + _KEEP_BODY + "return keep(ARGV[2], ARGV[3])\n"
+# The same, then PUBLISH ARGV[6] (the channel) the body: a delivery kept and announced in one
+# round trip, and announced only once it is kept.
+_KEEP_PUBLISH = (
+    _PRELUDE
+    + _KEEP_BODY
+    + """
+local kept = keep(ARGV[2], ARGV[3])
+redis.call('PUBLISH', ARGV[6], ARGV[3])
+return kept
 """
 )
 # KEYS: events, order, bytes. ARGV: ttl ms, then the ids. Returns each id's live body, or nil.
@@ -295,10 +306,18 @@ class RedisBackend:
         self._tasks: list[asyncio.Task[None]] = []
         self._down: str | None = None
         self._down_since = 0.0
-        self._consume: set[str] = set()
+        # Lookups wait in ``_takes`` and go to Redis many ids per script call (``_take_loop``):
+        # (id, the take's future, or None to consume the copy of an event announced here).
+        self._takes: list[tuple[str, asyncio.Future[bytes | None] | None]] = []
+        self._take_ready: asyncio.Event | None = None
+        # Events ``keep`` was given, not yet written: the ``publish`` that follows in the hub's
+        # ``deliver`` writes and announces each in one script; ``_take_loop`` writes any other
+        # (an event re-kept after its waiter left), and ``_writing`` says which it is writing.
+        self._kept: dict[str, bytes] = {}
+        self._writing: dict[str, asyncio.Future[None]] = {}
+        self._commands: asyncio.Semaphore | None = None  # bounds the pool's connections in use
         self._sweep = False
         self._wake: asyncio.Event | None = None
-        self._last: tuple[CompletionEvent, bytes] | None = None
         self._log = _Throttled()
         self._reconnects = 0
 
@@ -336,7 +355,12 @@ class RedisBackend:
         try:
             self._scripts = {
                 name: client.register_script(source)
-                for name, source in (("keep", _KEEP), ("take", _TAKE), ("count", _COUNT))
+                for name, source in (
+                    ("keep", _KEEP),
+                    ("keep_publish", _KEEP_PUBLISH),
+                    ("take", _TAKE),
+                    ("count", _COUNT),
+                )
             }
             pubsub = await self._subscribe(client)
         except self._errors as exc:
@@ -344,9 +368,13 @@ class RedisBackend:
                 await client.aclose()
             raise self._cannot(exc) from exc
         self._client, self._link, self._down = client, link, None
-        self._wake = asyncio.Event()
+        self._wake, self._take_ready = asyncio.Event(), asyncio.Event()
+        pool = getattr(client.connection_pool, "max_connections", _MAX_CONNECTIONS)
+        # The subscription, the lookups and the catch-up each hold a connection too.
+        self._commands = asyncio.Semaphore(max(1, min(_MAX_CONNECTIONS, pool) - 4))
         self._tasks = [
             asyncio.create_task(self._listen(pubsub), name="RedisBackend listen"),
+            asyncio.create_task(self._take_loop(), name="RedisBackend take"),
             asyncio.create_task(self._work(), name="RedisBackend work"),
         ]
 
@@ -363,6 +391,7 @@ class RedisBackend:
                 timeout=self.timeout,
                 socket_timeout=self.timeout,
                 retry=Retry(NoBackoff(), 1),
+                max_connections=_MAX_CONNECTIONS,
             )
         try:
             await self._given.ping()
@@ -384,6 +413,11 @@ class RedisBackend:
         Idempotent; the events and delivery keys kept in Redis stay for the other replicas.
         """
         tasks, self._tasks = self._tasks, []
+        if self._kept and self._client is not None:  # not announced: still kept for the others
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.timeout):
+                    while self._kept:
+                        await self._write_kept()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -391,7 +425,11 @@ class RedisBackend:
                 await task
         client, self._client = self._client, None
         self._link = None
-        self._consume.clear()
+        takes, self._takes = self._takes, []
+        closed = RuntimeError("the RedisBackend was closed while this lookup waited")
+        for _, future in takes:
+            if future is not None and not future.done():
+                future.set_exception(closed)
         if client is not None and self._given is None:
             await client.aclose()
 
@@ -468,9 +506,9 @@ class RedisBackend:
         link = self._link
         if sender == self._sender or link is None:
             return
-        if link.announce(event) and self._wake is not None:
-            self._consume.add(event.secure_request_id)
-            self._wake.set()
+        if link.announce(event) and self._take_ready is not None:
+            self._takes.append((event.secure_request_id, None))  # consume the kept copy
+            self._take_ready.set()
 
     def _mark_down(self, exc: BaseException) -> None:
         if self._down is None:
@@ -497,7 +535,88 @@ class RedisBackend:
         if self._wake is not None:
             self._wake.set()
 
-    # -- background work: consuming announced events, catching up after a reconnect ----------
+    # -- background work: lookups in batches, catching up after a reconnect ---------------------
+
+    async def _take_loop(self) -> None:
+        """Run the queued lookups, up to ``_SWEEP_CHUNK`` ids per script call.
+
+        Under load the waiters' lookups and the consuming of announced events share round
+        trips, and a burst of waiters never needs more than one connection.
+        """
+        assert self._take_ready is not None
+        while True:
+            await self._take_ready.wait()
+            self._take_ready.clear()
+            while self._kept:
+                await self._write_kept()
+            while self._takes:
+                batch = self._takes[:_SWEEP_CHUNK]
+                del self._takes[:_SWEEP_CHUNK]
+                await self._run_takes(batch)
+
+    async def _write_kept(self) -> None:
+        """Write one event that ``keep`` was given and no ``publish`` came for."""
+        secure_request_id = next(iter(self._kept))
+        body = self._kept.pop(secure_request_id)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._writing[secure_request_id] = done
+        try:
+            await self._keep_body(secure_request_id, body)
+        except Exception as exc:
+            self._log.warning(
+                "Redis at %s: could not keep the event of %s (%s: %s); a later waiter for it "
+                "falls back to polling",
+                self._shown,
+                secure_request_id,
+                type(exc).__name__,
+                exc,
+            )
+        finally:
+            del self._writing[secure_request_id]
+            done.set_result(None)
+
+    async def _run_takes(
+        self, batch: list[tuple[str, asyncio.Future[bytes | None] | None]]
+    ) -> None:
+        try:
+            bodies = await self._take_many([request_id for request_id, _ in batch])
+        except Exception as exc:
+            error = (
+                self._unavailable("take", f"{type(exc).__name__}: {exc}")
+                if isinstance(exc, self._errors)
+                else exc
+            )
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.set_exception(error)
+            return
+        left: list[bytes] = []  # taken for a waiter that left meanwhile (timeout, cancel)
+        for (_, future), body in zip(batch, bodies, strict=True):
+            if future is None:
+                continue  # consumed: the announcement already woke this hub's waiters
+            if not future.done():
+                future.set_result(body)
+            elif body is not None:
+                left.append(body)
+        for body in left:
+            await self._announce_or_keep(body)
+
+    async def _announce_or_keep(self, body: bytes) -> None:
+        """Announce a taken event to this hub; keep it again in Redis if nobody waits here."""
+        _, event = _decode(body)
+        link = self._link
+        if link is None or not link.announce(event):
+            try:
+                await self._keep_body(event.secure_request_id, body)
+            except Exception as exc:
+                self._log.warning(
+                    "Redis at %s: could not keep the event of %s again (%s: %s); a later "
+                    "waiter for it falls back to polling",
+                    self._shown,
+                    event.secure_request_id,
+                    type(exc).__name__,
+                    exc,
+                )
 
     async def _work(self) -> None:
         assert self._wake is not None
@@ -505,16 +624,13 @@ class RedisBackend:
             await self._wake.wait()
             self._wake.clear()
             try:
-                if self._consume:
-                    ids, self._consume = list(self._consume), set()
-                    await self._take_many(ids)
                 if self._sweep:
                     self._sweep = False
                     await self._catch_up()
             except Exception as exc:  # the task must live on; Redis errors are the usual ones
                 self._log.warning(
-                    "Redis at %s: could not consume or catch up on kept events (%s: %s); "
-                    "the waiters concerned fall back to polling",
+                    "Redis at %s: could not catch up on the kept events of the waited ids "
+                    "(%s: %s); those waiters fall back to polling",
                     self._shown,
                     type(exc).__name__,
                     exc,
@@ -529,11 +645,8 @@ class RedisBackend:
         for start in range(0, len(ids), _SWEEP_CHUNK):
             bodies = await self._take_many(ids[start : start + _SWEEP_CHUNK])
             for body in bodies:
-                if body is None:
-                    continue
-                _, event = _decode(body)
-                if not link.announce(event):
-                    await self._keep_body(event.secure_request_id, body)
+                if body is not None:
+                    await self._announce_or_keep(body)
 
     async def _take_many(self, ids: Iterable[str]) -> list[bytes | None]:
         assert self._client is not None
@@ -574,41 +687,64 @@ class RedisBackend:
         """``SET NX PX ttl`` on the delivery key: True when no replica saw it within the TTL."""
         self._check("remember")
         assert self._client is not None
+        assert self._commands is not None
         try:
-            return bool(
-                await self._client.set(self._seen_prefix + key, 1, nx=True, px=self._ttl_ms)
-            )
+            async with self._commands:
+                new = await self._client.set(self._seen_prefix + key, 1, nx=True, px=self._ttl_ms)
+            return bool(new)
         except self._errors as exc:
             raise self._unavailable("remember", f"{type(exc).__name__}: {exc}") from exc
 
     async def keep(self, event: CompletionEvent, now: float) -> None:
-        """Keep an early event in Redis for any replica's next waiter (TTL and bounds)."""
+        """Keep an early event in Redis for any replica's next waiter (TTL and bounds).
+
+        It is written with the announcement, by the :meth:`publish` that follows in the hub's
+        ``deliver`` (one round trip for both), or else at once in the background.
+        """
         self._check("keep")
-        body = _encode(event, self._sender)
-        self._last = (event, body)
-        try:
-            await self._keep_body(event.secure_request_id, body)
-        except self._errors as exc:
-            raise self._unavailable("keep", f"{type(exc).__name__}: {exc}") from exc
+        assert self._take_ready is not None
+        self._kept[event.secure_request_id] = _encode(event, self._sender)
+        self._take_ready.set()
 
     async def take(self, secure_request_id: str, now: float) -> CompletionEvent | None:
         """Remove and return the live event kept for this id by any replica, if there is one."""
         self._check("take")
-        try:
-            (body,) = await self._take_many((secure_request_id,))
-        except self._errors as exc:
-            raise self._unavailable("take", f"{type(exc).__name__}: {exc}") from exc
+        assert self._take_ready is not None
+        kept = self._kept.pop(secure_request_id, None)
+        if kept is not None:  # given to keep a moment ago, not written yet: ours to consume
+            return _decode(kept)[1]
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._takes.append((secure_request_id, future))
+        self._take_ready.set()
+        body = await future  # see _take_loop: many lookups share one script call
         return None if body is None else _decode(body)[1]
 
     async def publish(self, event: CompletionEvent) -> None:
-        """Announce the delivery on the namespace's channel to every other replica."""
+        """Announce the delivery on the namespace's channel to every other replica.
+
+        An event just given to :meth:`keep` is written and announced by one script, so no
+        replica hears of it before it can be taken.
+        """
         self._check("publish")
-        assert self._client is not None
-        last = self._last
-        body = last[1] if last is not None and last[0] is event else _encode(event, self._sender)
-        self._last = None
+        client, commands = self._client, self._commands
+        assert client is not None
+        assert commands is not None
+        request_id = event.secure_request_id
+        body = self._kept.pop(request_id, None)
         try:
-            await self._client.publish(self._channel, body)
+            async with commands:
+                if body is not None:
+                    await self._scripts["keep_publish"](
+                        keys=self._keys,
+                        args=[self._ttl_ms, request_id, body, self.max_events,
+                              self.max_event_bytes, self._channel],
+                        client=client,
+                    )  # fmt: skip
+                    return
+                writing = self._writing.get(request_id)
+                if writing is not None:  # the background write of its keep: announce after it
+                    await writing
+                await client.publish(self._channel, _encode(event, self._sender))
         except self._errors as exc:
             raise self._unavailable("publish", f"{type(exc).__name__}: {exc}") from exc
 
