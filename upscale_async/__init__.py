@@ -40,6 +40,7 @@ from ._errors import (
     WebhookPayloadError,
     WebhookVerificationError,
 )
+from ._governor import GovernorPolicy, RateGovernor
 from ._hooks import (
     EventHooks,
     RequestEvent,
@@ -111,6 +112,7 @@ __all__ = [
     "EventHooks",
     "FailedChunk",
     "GenerationAccepted",
+    "GovernorPolicy",
     "InsufficientCreditsError",
     "KeyProvider",
     "Lead",
@@ -121,6 +123,7 @@ __all__ = [
     "NotFoundError",
     "Outcomes",
     "PollPolicy",
+    "RateGovernor",
     "RateLimitError",
     "RawClient",
     "RawResponse",

@@ -25,6 +25,7 @@ from ._errors import (
     UpscaleError,
     ValidationError,
 )
+from ._governor import RateGovernor
 from ._models import Campaign, GenerationAccepted, Lead, RetrievedMessages, lead_wire
 from ._observe import Observer
 from ._retry import call_with_retries, deadline_error
@@ -62,6 +63,8 @@ class Settings:
     max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE
     headers: Mapping[str, str] = attrs.field(factory=dict)
     """Headers added to every request (``with_options(headers=...)``)."""
+    governor: RateGovernor | None = None
+    """The client's rate governor, shared by its ``with_options`` views (None: none)."""
 
 
 class Api:
@@ -132,6 +135,7 @@ class Api:
             method=method,
             path=path,
             rng=self._random,
+            governor=self.settings.governor,
         )
 
     def _attempt(
@@ -267,6 +271,7 @@ class Api:
             path=path,
             rng=self._random,
             on_retry=on_retry,
+            governor=self.settings.governor,
         )
 
     def generation_body(

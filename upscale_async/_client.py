@@ -35,6 +35,7 @@ from ._config import (
     check_max_response_size,
 )
 from ._errors import ConfigurationError, ResponseValidationError
+from ._governor import GovernorPolicy, RateGovernor
 from ._hooks import EventHooks
 from ._ledger import BatchLedger
 from ._models import (
@@ -75,6 +76,17 @@ def _check_headers(headers: Mapping[str, str]) -> dict[str, str]:
                 "callable returning it if it rotates"
             )
     return out
+
+
+def _governor(policy: GovernorPolicy | None, max_connections: int) -> RateGovernor | None:
+    if policy is None:
+        return None
+    if not isinstance(policy, GovernorPolicy):
+        raise TypeError(
+            f"governor must be a GovernorPolicy, or None for no governor, not "
+            f"{type(policy).__name__}"
+        )
+    return RateGovernor(policy, max_connections=max_connections)
 
 
 def _api_key(api_key: str | KeyProvider | None) -> str | KeyProvider:
@@ -118,6 +130,12 @@ class UpscaleClient(AsyncResource):
     :attr:`with_raw_response` gives each endpoint's status, headers, request id, time and
     attempts with its result.
 
+    Every request goes through one :class:`RateGovernor` per client (``governor``, a
+    :class:`GovernorPolicy`; None for none): a 429 or a burst of 5xx pauses all of the
+    client's requests, submitting and polling alike, the number in flight adapts (additive
+    increase, multiplicative decrease) within ``max_concurrency``, and a retry budget bounds the
+    extra traffic a failing service can cause.
+
     Example::
 
         async with UpscaleClient() as client:
@@ -149,6 +167,7 @@ class UpscaleClient(AsyncResource):
         hooks: EventHooks | None = None,
         telemetry: Telemetry | None = None,
         headers: Mapping[str, str] | None = None,
+        governor: GovernorPolicy | None = GovernorPolicy(),
     ) -> None:
         key = _api_key(api_key)
         if hooks is not None and not isinstance(hooks, EventHooks):
@@ -176,6 +195,7 @@ class UpscaleClient(AsyncResource):
             allow_unknown_message_types=allow_unknown_message_types,
             max_response_size=max_response_size,
             headers=_check_headers(headers or {}),
+            governor=_governor(governor, max_connections),
         )
         transport = Transport(
             base_url=url, api_key=key, session=session, max_connections=max_connections
@@ -244,6 +264,12 @@ class UpscaleClient(AsyncResource):
         request id, elapsed time, attempts): ``(await
         client.with_raw_response.get_account()).parsed``."""
         return RawClient(self._api)
+
+    @property
+    def governor(self) -> RateGovernor | None:
+        """The rate governor every request of this client (and its views) goes through, or
+        None when made with ``governor=None``; see :class:`GovernorPolicy`."""
+        return self._api.settings.governor
 
     @property
     def headers(self) -> Mapping[str, str]:

@@ -19,6 +19,7 @@ import anyio
 
 from ._config import RetryPolicy
 from ._errors import APIError, RequestTimeoutError, TransportError, UpscaleError
+from ._governor import RateGovernor
 
 __all__ = ["call_with_retries", "retry_decision"]
 
@@ -48,6 +49,7 @@ def retry_decision(error: BaseException) -> bool | float:
     return False
 
 
+# Long: one loop owns the attempts, the governor's ticket of each and the retry budget.
 async def call_with_retries(
     send: Send[T],
     policy: RetryPolicy,
@@ -56,28 +58,35 @@ async def call_with_retries(
     path: str,
     rng: random.Random,
     on_retry: OnRetry | None = None,
+    governor: RateGovernor | None = None,
 ) -> T:
     """Run ``send`` until it succeeds, the error is not transient, or attempts or time run out.
 
     No attempt starts, and no wait begins, that would end past ``policy.timeout``; an attempt
     in flight at the deadline is bounded by the time left and raises
     :class:`RequestTimeoutError`. ``on_retry`` (hooks, telemetry) is awaited before each wait.
+    With a ``governor`` (the client's) each attempt waits for its admission (pauses, the
+    concurrency limit) and reports how it went, and each retry is paid from its retry budget.
     """
     deadline = None if policy.timeout is None else time.monotonic() + policy.timeout
     attempt = 1
+    taken = 0  # the retry budget's tokens the last retry of this call took
     while True:
+        ticket = 0 if governor is None else await governor.admit(deadline, method, path)
         left = None if deadline is None else deadline - time.monotonic()
         try:
-            return await send(left)
+            result = await send(left)
         except UpscaleError as error:
             _cap_retry_after(error, policy)
             decision = retry_decision(error)
-            if decision is False or attempt >= policy.attempts:
-                raise
             if decision is True:
                 delay = policy.backoff(attempt, rng.random()) * policy.time_scale
             else:
-                delay = float(decision)  # already capped and scaled
+                delay = float(decision)  # already capped and scaled (False: not retried)
+            if governor is not None:
+                governor.failed(ticket, error, method, path, delay)
+            if decision is False or attempt >= policy.attempts:
+                raise
             if deadline is not None and time.monotonic() + delay >= deadline:
                 logger.warning(
                     "giving up on %s %s after %d attempts: the retry deadline of %g s would "
@@ -89,6 +98,13 @@ async def call_with_retries(
                     error,
                 )
                 raise
+            if governor is not None:
+                cost = governor.take_retry(error)
+                if cost is None:
+                    logger.warning("not retrying %s %s: the retry budget is spent", method, path)
+                    error.add_note(governor.budget_note())
+                    raise
+                taken = cost
             logger.warning(
                 "retrying %s %s in %.2f s (attempt %d of %d) after: %s",
                 method,
@@ -102,6 +118,14 @@ async def call_with_retries(
                 await on_retry(error, attempt, delay)
             attempt += 1
             await anyio.sleep(delay)
+        except BaseException:
+            if governor is not None:
+                governor.released(ticket)
+            raise
+        else:
+            if governor is not None:
+                governor.succeeded(ticket, taken)
+            return result
 
 
 def _cap_retry_after(error: UpscaleError, policy: RetryPolicy) -> None:
