@@ -75,7 +75,8 @@ def _in(module: str, package: str) -> bool:
 
 def _is_core(module: str) -> bool:
     return not any(
-        _in(module, f"{ROOT}.{p}") for p in ("cli", "testing", "emulator", "webhooks", "_spec")
+        _in(module, f"{ROOT}.{p}")
+        for p in ("cli", "testing", "emulator", "webhooks", "_spec", "otel")
     ) and module not in (ROOT, f"{ROOT}.__main__")
 
 
@@ -111,7 +112,7 @@ def test_the_spec_imports_nothing_else_of_the_package() -> None:
     assert bad == set()
 
 
-@pytest.mark.parametrize("product", ["cli", "testing", "emulator", "webhooks"])
+@pytest.mark.parametrize("product", ["cli", "testing", "emulator", "webhooks", "otel"])
 def test_the_core_never_imports_the_other_products(product: str) -> None:
     """The SDK core never imports the CLI, the test kit, the emulator or the webhook kit."""
     bad = {

@@ -96,6 +96,7 @@ async def call_with_retries(
                     attempt,
                     policy.timeout,
                     error,
+                    extra=_fields(method, path, attempt, error),
                 )
                 raise
             if governor is not None:
@@ -113,6 +114,7 @@ async def call_with_retries(
                 attempt + 1,
                 policy.attempts,
                 error,
+                extra=_fields(method, path, attempt, error),
             )
             if on_retry is not None:
                 await on_retry(error, attempt, delay)
@@ -126,6 +128,19 @@ async def call_with_retries(
             if governor is not None:
                 governor.succeeded(ticket, taken)
             return result
+
+
+def _fields(method: str, path: str, attempt: int, error: UpscaleError) -> dict[str, object]:
+    """The structured fields of a retry log line (as on the request lines of ``UPSCALE_LOG``)."""
+    api_error = error if isinstance(error, APIError) else None
+    return {
+        "method": method,
+        "path": path,
+        "status": api_error.status if api_error else None,
+        "attempt": attempt,
+        "request_id": api_error.request_id if api_error else None,
+        "secure_request_id": None,
+    }
 
 
 def _cap_retry_after(error: UpscaleError, policy: RetryPolicy) -> None:

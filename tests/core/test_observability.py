@@ -243,3 +243,23 @@ async def test_without_hooks_telemetry_or_log_the_plain_path_runs(
     assert hooked._api.observer is not None
     assert hooked._api.telemetry is None  # hooks alone open no span
     assert UpscaleClient(KEY, base_url=BASE, telemetry=Telemetry())._api.telemetry is None
+
+
+async def test_retry_log_lines_carry_the_structured_fields(
+    mocked: aioresponses, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The retry warning has method, path, status, attempt and request_id as record fields."""
+    mocked.get(ACCOUNT, status=503, payload={"error": "busy"}, headers={"X-Request-Id": "r-1"})
+    mocked.get(ACCOUNT, payload=ACCOUNT_BODY)
+    async with UpscaleClient(KEY, base_url=BASE, retry=FAST) as client:
+        with caplog.at_level(logging.WARNING, logger="upscale_async"):
+            await client.get_account()
+    [record] = [r for r in caplog.records if r.getMessage().startswith("retrying")]
+    fields = {k: getattr(record, k) for k in ("method", "path", "status", "attempt", "request_id")}
+    assert fields == {
+        "method": "GET",
+        "path": "/account",
+        "status": 503,
+        "attempt": 1,
+        "request_id": "r-1",
+    }
