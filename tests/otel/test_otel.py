@@ -188,3 +188,22 @@ def test_the_default_client_never_imports_opentelemetry() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_without_opentelemetry_the_import_error_names_the_extra() -> None:
+    """Importing upscale_async.otel without opentelemetry-api says to install the 'otel' extra."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['opentelemetry'] = None\n"
+        "try:\n"
+        "    import upscale_async.otel\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "pip install 'upscale_async[otel]'" in out.stdout

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import anyio
 import pytest
 from aiohttp import web
 
@@ -111,3 +113,34 @@ def test_webhook_hooks_and_telemetry_are_checked() -> None:
         webhook_handler(CompletionHub(), verifier, hooks=print)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="telemetry must be a Telemetry"):
         WebhookReceiver(CompletionHub(), verifier=verifier, telemetry=1)  # type: ignore[arg-type]
+
+
+async def test_upscale_log_debug_shows_no_key_or_webhook_secret(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A whole run under UPSCALE_LOG=debug logs requests and webhooks, never a secret."""
+    from upscale_async import UpscaleClient
+    from upscale_async.emulator import Emulator
+    from upscale_async.testing import sample_campaign, sample_leads
+
+    monkeypatch.setenv("UPSCALE_LOG", "debug")
+    hub = CompletionHub()
+    with caplog.at_level(logging.DEBUG, logger="upscale_async"):
+        async with (
+            Emulator(api_keys=("sk_live_very_secret_key",)) as emu,
+            hub,
+            WebhookReceiver(hub, verifier=StandardWebhooksVerifier(emu.webhook_secret or "")) as rx,
+            UpscaleClient(emu.api_key, base_url=emu.base_url) as client,
+        ):
+            accepted = await client.request_message_generation(
+                sample_campaign(completion_notification_url=rx.url), sample_leads(2)
+            )
+            with anyio.fail_after(10):
+                await client.await_completion(accepted.secure_request_id, hub=hub)
+            secret = emu.webhook_secret or ""
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("webhook ") and "accepted (new)" in m for m in messages)
+    assert any(m.startswith("POST /messages/request_message_generation -> 200") for m in messages)
+    assert "sk_live_very_secret_key" not in caplog.text
+    assert secret.removeprefix("whsec_") not in caplog.text
+    assert "'Api-Key': '***'" in caplog.text

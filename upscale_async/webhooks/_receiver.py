@@ -234,6 +234,14 @@ class _Listeners:
 
     async def accepted(self, event: CompletionEvent, new: bool) -> None:
         """A verified webhook went to the hub (``new``: not a duplicate)."""
+        if logger.isEnabledFor(logging.DEBUG):  # UPSCALE_LOG=debug
+            logger.debug(
+                "webhook %s for %s accepted (%s)",
+                event.webhook_id,
+                event.secure_request_id,
+                "new" if new else "duplicate",
+                extra={"secure_request_id": event.secure_request_id, "status": 200},
+            )
         if self.telemetry is not None:
             self.telemetry.webhook("received" if new else "duplicate", 200)
         if self.accepted_hook is not None:
