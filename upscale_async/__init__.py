@@ -21,6 +21,7 @@ from ._config import (
     RetryPolicy,
     Routes,
 )
+from ._credits import CreditEstimate, CreditPolicy, CreditShortage
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -103,6 +104,9 @@ __all__ = [
     "CompletionEvent",
     "CompletionTimeoutError",
     "ConfigurationError",
+    "CreditEstimate",
+    "CreditPolicy",
+    "CreditShortage",
     "DEFAULT_BASE_URL",
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_CONCURRENCY",

@@ -19,6 +19,7 @@ import anyio
 
 from ._api import Api
 from ._config import BatchPolicy
+from ._credits import CreditGate, CreditPolicy, open_gate, send_within_credits
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -155,8 +156,11 @@ class _Batch:
         on_rejected: RejectedCallback | None,
         result: BatchSubmission,
         ledger: BatchLedger | None = None,
+        credits: CreditGate | None = None,
     ) -> None:
         self.api = api
+        self.credits = credits
+        self.refusal: InsufficientCreditsError | None = None  # the last 402 (credits=)
         self.campaign_bytes = campaign_bytes
         self.source = source
         self.chunk_size = policy.chunk_size
@@ -357,12 +361,15 @@ class _Batch:
                 start = self.index
                 self.index += len(raw)
                 wire, originals, ids = await self.check(raw, start)
-            if wire:
+            if wire and self.credits is not None:
+                await send_within_credits(self, self.credits, wire, originals, ids, start)
+            elif wire:
                 self.in_flight += 1
                 await self.send(wire, originals, ids, start)
             elif self.on_progress is not None:
                 await self.notify(self.on_progress, self.progress())
 
+    # Long: every way a chunk can end (accepted, refused, stopped, failed, cancelled) is here.
     async def send(
         self,
         wire: list[Any],
@@ -370,17 +377,29 @@ class _Batch:
         ids: list[str],
         start: int,
         claim: ChunkClaim | None = None,
-    ) -> None:
-        """Post one chunk and account for its leads (``claim``: its lease, with a ledger)."""
+        *,
+        refusable: bool = False,
+    ) -> str:
+        """Post one chunk and account for its leads (``claim``: its lease, with a ledger).
+
+        Returns ``accepted``, ``failed``, ``stopped`` (402 or 401: handed back) or, when
+        ``refusable`` (a credit gate resends it), ``refused`` for a 402 left unaccounted.
+        """
         posted = False
+        outcome = "failed"
         try:
             accepted = await self.post(wire, start)
         except InsufficientCreditsError as exc:
-            self.stopping(StopReason.INSUFFICIENT_CREDITS, exc)
-            self.unsent.append((start, originals))
+            if refusable:
+                self.refusal, outcome = exc, "refused"
+            else:
+                self.stopping(StopReason.INSUFFICIENT_CREDITS, exc)
+                self.unsent.append((start, originals))
+                outcome = "stopped"
         except AuthenticationError as exc:
             self.stopping(StopReason.AUTHENTICATION, exc)
             self.unsent.append((start, originals))
+            outcome = "stopped"
         except anyio.get_cancelled_exc_class():
             self.result.failed.append(
                 FailedChunk(
@@ -399,7 +418,7 @@ class _Batch:
         except Exception as exc:
             self.chunk_failed(exc, originals, start)
         else:
-            posted = True
+            posted, outcome = True, "accepted"
             self.consecutive_failures = 0
             request = AcceptedRequest(accepted.secure_request_id, tuple(ids), start)
             self.result.accepted.append(request)
@@ -414,6 +433,7 @@ class _Batch:
             await self.release(claim)
         if self.on_progress is not None:
             await self.notify(self.on_progress, self.progress())
+        return outcome
 
     async def post(self, wire: list[Any], start: int) -> GenerationAccepted:
         """POST one chunk, inside a telemetry span when the client has telemetry."""
@@ -611,11 +631,13 @@ async def submit_batch(
     on_rejected: RejectedCallback | None = None,
     into: BatchSubmission | None = None,
     ledger: BatchLedger | None = None,
+    credits: CreditPolicy | None = None,
 ) -> BatchSubmission:
     """Run one batch (see ``UpscaleClient.submit_batch``); BatchInterruptedError on early stop."""
     if ledger is not None:
-        _check_ledger(ledger, on_accepted)
-    _, campaign_bytes = api.encode_campaign(campaign)
+        _check_ledger(ledger, on_accepted, credits)
+    campaign_wire, campaign_bytes = api.encode_campaign(campaign)
+    gate = None if credits is None else await open_gate(api, credits, campaign_wire, leads)
     result = into if into is not None else BatchSubmission()
     batch = _Batch(
         api,
@@ -627,6 +649,7 @@ async def submit_batch(
         on_rejected=on_rejected,
         result=result,
         ledger=ledger,
+        credits=gate,
     )
     telemetry = api.telemetry
     span = _NO_LOCK if telemetry is None else telemetry.batch(policy.chunk_size, batch.source.total)
@@ -646,8 +669,16 @@ async def submit_batch(
     return result
 
 
-def _check_ledger(ledger: object, on_accepted: AcceptedCallback | None) -> None:
-    """TypeError for what is not a ledger; ValueError for a journal given twice."""
+def _check_ledger(
+    ledger: object, on_accepted: AcceptedCallback | None, credits: CreditPolicy | None = None
+) -> None:
+    """TypeError for what is not a ledger; ValueError for a journal given twice, or credits=."""
+    if credits is not None:
+        raise ValueError(
+            "credits= cannot be combined with ledger= yet: a ledger names each chunk by its "
+            "fixed leads, and the credit gate cuts chunks to the credits left; run the batch "
+            "with one of them (a BatchJournal's record as on_accepted= keeps it resumable)"
+        )
     if not isinstance(ledger, BatchLedger):
         raise TypeError(
             "ledger must be a BatchLedger (a BatchJournal, or upscale_async.redis.RedisLedger "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sized
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, NoReturn
 
@@ -34,6 +34,7 @@ from ._config import (
     Routes,
     check_max_response_size,
 )
+from ._credits import CreditEstimate, CreditPolicy, estimate_credits
 from ._errors import ConfigurationError, ResponseValidationError
 from ._governor import GovernorPolicy, RateGovernor
 from ._hooks import EventHooks
@@ -392,8 +393,27 @@ class UpscaleClient(AsyncResource):
             raise ResponseValidationError("the account endpoint answered with an empty body")
         return structure(response.data, Account)
 
+    async def estimate_credits(
+        self, campaign: Campaign | Mapping[str, Any], leads: Iterable[Lead | Mapping[str, Any]]
+    ) -> CreditEstimate:
+        """What sending ``leads`` may cost, against the account's credits (one API call).
+
+        ``leads`` must be a collection (a list, a tuple): an iterator would be used up. The
+        figure is an upper bound: leads x the campaign's message types, a repeated lead id
+        once; pairs generated earlier for the same lead ids and prospects Upscale cannot
+        personalise cost nothing, and the SDK cannot know them beforehand.
+        """
+        if not isinstance(leads, Sized):
+            raise TypeError(
+                "estimate_credits needs a collection of leads (a list or tuple), not "
+                f"{type(leads).__name__}: an iterator would be used up by counting it"
+            )
+        wire, _ = self._api.encode_campaign(campaign)
+        return await estimate_credits(self._api, wire, leads)
+
     # -- batches and completion ---------------------------------------------------------------
 
+    # Long: the docstring is the reference of batches (ledger, credits, callbacks).
     async def submit_batch(
         self,
         campaign: Campaign | Mapping[str, Any],
@@ -405,6 +425,7 @@ class UpscaleClient(AsyncResource):
         on_rejected: RejectedCallback | None = None,
         into: BatchSubmission | None = None,
         ledger: BatchLedger | None = None,
+        credits: CreditPolicy | None = None,
     ) -> BatchSubmission:
         """Submit any number of leads in chunks, concurrently, and account for every lead.
 
@@ -437,6 +458,11 @@ class UpscaleClient(AsyncResource):
         same input in the same order with the same ``chunk_size``
         (:class:`LedgerMismatchError` otherwise). ``on_accepted`` also hears of the chunks
         found recorded. A ledger that fails stops the batch (``StopReason.LEDGER``).
+
+        ``credits`` (a :class:`CreditPolicy`) makes the batch credit-aware: the account is read
+        and the estimate reported before anything is sent, no chunk is posted that the credits
+        left cannot pay for (the last one is cut to what remains), and on running out
+        ``on_insufficient_credits`` may wait for a top-up and resume the same batch in place.
         """
         return await submit_batch(
             self._api,
@@ -448,6 +474,7 @@ class UpscaleClient(AsyncResource):
             on_rejected=on_rejected,
             into=into,
             ledger=ledger,
+            credits=credits,
         )
 
     async def await_completion(
@@ -491,6 +518,7 @@ class UpscaleClient(AsyncResource):
         on_accepted: AcceptedCallback | None = None,
         accepted: Iterable[AcceptedRequest] = (),
         ledger: BatchLedger | None = None,
+        credits: CreditPolicy | None = None,
     ) -> AbstractAsyncContextManager[Outcomes]:
         """The whole pipeline: submit, await, and hand out a :class:`LeadOutcome` per lead.
 
@@ -517,6 +545,8 @@ class UpscaleClient(AsyncResource):
         the batch (the chunks other workers sent are awaited too); to split the collecting as
         well, run :meth:`submit_batch` on the workers and let one process collect the results:
         ``await_completion(r.secure_request_id for r in await ledger.accepted_requests())``.
+        ``credits`` (a :class:`CreditPolicy`) makes the batch credit-aware (see
+        :meth:`submit_batch`).
         """
         return open_generate(
             self._api,
@@ -530,4 +560,5 @@ class UpscaleClient(AsyncResource):
             on_accepted=on_accepted,
             accepted=accepted,
             ledger=ledger,
+            credits=credits,
         )

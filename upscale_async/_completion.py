@@ -23,6 +23,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ._api import Api
 from ._batch import AcceptedCallback, LeadSource, ProgressCallback, submit_batch
 from ._config import BatchPolicy, PollPolicy
+from ._credits import CreditPolicy
 from ._errors import (
     AuthenticationError,
     RateLimitError,
@@ -334,6 +335,7 @@ class _Pipeline:
         self.deadline = None if timeout is None else anyio.current_time() + timeout
         self.types: list[str] = []
         self.failure: Exception | None = None
+        self.credits: CreditPolicy | None = None  # generate(credits=): the batch's policy
         self.finished = False
 
     def message_types(self, campaign: Campaign | Mapping[str, Any]) -> list[str]:
@@ -400,6 +402,7 @@ class _Pipeline:
                 on_accepted=on_accepted,
                 on_rejected=self.rejected,
                 ledger=ledger,
+                credits=self.credits,
             )
         except BatchInterruptedError as exc:
             # Still account for every lead it saw (the accepted ones are being awaited),
@@ -522,6 +525,7 @@ async def open_generate(
     on_accepted: AcceptedCallback | None = None,
     accepted: Iterable[AcceptedRequest] = (),
     ledger: BatchLedger | None = None,
+    credits: CreditPolicy | None = None,
 ) -> AsyncIterator[Outcomes]:
     """Run a :class:`_Pipeline` in a task group while the caller reads its outcomes.
 
@@ -543,6 +547,7 @@ async def open_generate(
             )
     send, receive = anyio.create_memory_object_stream[LeadOutcome](max_buffer_size=batch.chunk_size)
     pipeline = _Pipeline(api, send, hub=hub, poll=poll, timeout=timeout)
+    pipeline.credits = credits
     raised: Exception | None = None
     async with anyio.create_task_group() as tg:
         tg.start_soon(
