@@ -49,6 +49,10 @@ __all__ = [
 
 logger: Final = logging.getLogger("upscale_async")
 
+#: Seconds between two questions to ``on_insufficient_credits`` when it said to go on but the
+#: credits are still short (so that a hook returning True at once cannot spin on the API).
+ASK_AGAIN_AFTER: Final = 1.0
+
 _UNKNOWN_TO_THE_SDK: Final = (
     "an upper bound: pairs of (lead id, message type) generated earlier for this API key cost "
     "nothing (S0, D8), and prospects Upscale cannot personalise are not charged; the SDK "
@@ -138,7 +142,10 @@ class CreditPolicy:
     not one more lead fits, ``on_insufficient_credits`` (optional) gets a
     :class:`CreditShortage` and returns True to go on once credits were added (the same batch,
     in place; ``shortage.wait_for_top_up()`` waits for them) or False to stop with
-    ``StopReason.INSUFFICIENT_CREDITS``; without it the batch stops there. Example::
+    ``StopReason.INSUFFICIENT_CREDITS``; without it the batch stops there. The credits are
+    the account's ``credits_remaining``, else its ``monthly_credits`` (contract §5.2; the
+    endpoint is experimental upstream); when the account cannot be read, or does not say, the
+    batch sends as usual and a 402 is the signal (the same hook is asked). Example::
 
         policy = CreditPolicy(
             on_estimate=print,
@@ -234,6 +241,7 @@ class CreditGate:
         self.changed = anyio.Event()
         self.lock = anyio.Lock()
         self.asked = 0  # times on_insufficient_credits was asked
+        self.resumed_at: float | None = None  # when it last said to go on
 
     async def admit(self, n: int, stopped: Callable[[], bool]) -> int:
         """How many of the next ``n`` leads may be posted now (reserved); 0: stop."""
@@ -276,6 +284,17 @@ class CreditGate:
         hook = self.policy.on_insufficient_credits
         if hook is None:
             return False
+        if self.resumed_at is not None:
+            since = anyio.current_time() - self.resumed_at
+            if since < ASK_AGAIN_AFTER:
+                logger.warning(
+                    "credits: on_insufficient_credits said to go on %.2f s ago but one more "
+                    "lead still does not fit; asking again in %.2f s (return True only once "
+                    "credits were added: CreditShortage.wait_for_top_up waits for them)",
+                    since,
+                    ASK_AGAIN_AFTER - since,
+                )
+                await anyio.sleep(ASK_AGAIN_AFTER - since)
         self.asked += 1
         shortage = CreditShortage(
             available=self.balance,
@@ -291,7 +310,10 @@ class CreditGate:
             self.per_lead,
             waiting,
         )
-        return bool(await call(hook, shortage))
+        resume = bool(await call(hook, shortage))
+        if resume:
+            self.resumed_at = anyio.current_time()
+        return resume
 
     def settled(self, leads: int, outcome: str, error: BaseException | None = None) -> None:
         """A chunk of ``leads`` admitted leads is done: ``accepted``, ``refused`` (402),

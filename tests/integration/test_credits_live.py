@@ -201,3 +201,23 @@ async def test_generate_waits_for_a_top_up_and_hands_out_every_lead() -> None:
                 outcomes = [o async for o in results]
         assert Counter(o.outcome for o in outcomes) == {"generated": 80}
         assert not emu.state.double_charges()
+
+
+async def test_a_hook_that_says_go_on_without_credits_is_asked_at_most_once_a_second() -> None:
+    """on_insufficient_credits returning True with no top-up does not spin on the API."""
+    async with Emulator(credits=0, webhook_secret=None) as emu, _client(emu) as client:
+        asked: list[float] = []
+
+        def go_on(shortage: CreditShortage) -> bool:
+            asked.append(anyio.current_time())
+            return len(asked) < 3
+
+        with pytest.raises(BatchInterruptedError) as info, anyio.fail_after(10):
+            await client.submit_batch(
+                campaign(), _leads(10), credits=CreditPolicy(on_insufficient_credits=go_on)
+            )
+        assert info.value.reason is StopReason.INSUFFICIENT_CREDITS
+        assert len(asked) == 3
+        assert asked[2] - asked[1] >= 0.9
+        assert emu.state.endpoint_counts[GENERATE] == 0
+        assert emu.state.endpoint_counts["account"] <= 4
