@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 
-from upscale_async import APIError, ServerError, TransportError
+from upscale_async import APIError, ResponseValidationError, ServerError, TransportError
 from upscale_async._transport import Transport
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -75,3 +75,28 @@ async def test_an_error_body_that_is_not_utf8_is_read_with_replacement(
     assert type(raised) is ServerError
     assert raised.message == "\ufffd\ufffdoops"
     assert raised.body == "\ufffd\ufffdoops"
+
+
+async def test_a_streamed_body_over_the_cap_names_the_request(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    """The error for a chunked body past the cap starts with the method and path it answered."""
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for _ in range(5):
+            await response.write(b"z" * 40)
+        await response.write_eof()
+        return response
+
+    base = await serve(chunked)
+    transport = Transport(base_url=base, api_key="k")
+    try:
+        with pytest.raises(ResponseValidationError) as info:
+            await transport.send("POST", "/p", body=b"{}", timeout=5.0, max_size=100)
+    finally:
+        await transport.aclose()
+    assert str(info.value).startswith("POST /p answered a body of at least ")
+    assert "bytes, over the cap of 100 bytes (max_response_size)" in str(info.value)
