@@ -79,12 +79,15 @@ def _check_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _governor(policy: GovernorPolicy | None, max_connections: int) -> RateGovernor | None:
-    if policy is None:
-        return None
+def _governor(
+    policy: GovernorPolicy | RateGovernor | None, max_connections: int
+) -> RateGovernor | None:
+    if policy is None or isinstance(policy, RateGovernor):
+        return policy  # a governor of its own (shared by clients, or by replicas: RedisGovernor)
     if not isinstance(policy, GovernorPolicy):
         raise TypeError(
-            f"governor must be a GovernorPolicy, or None for no governor, not "
+            f"governor must be a GovernorPolicy, a RateGovernor (such as "
+            f"upscale_async.redis.RedisGovernor), or None for no governor, not "
             f"{type(policy).__name__}"
         )
     return RateGovernor(policy, max_connections=max_connections)
@@ -135,7 +138,8 @@ class UpscaleClient(AsyncResource):
     :class:`GovernorPolicy`; None for none): a 429 or a burst of 5xx pauses all of the
     client's requests, submitting and polling alike, the number in flight adapts (additive
     increase, multiplicative decrease) within ``max_concurrency``, and a retry budget bounds the
-    extra traffic a failing service can cause.
+    extra traffic a failing service can cause. Pass a :class:`RateGovernor` itself to share one
+    between clients, or an ``upscale_async.redis.RedisGovernor`` to share it between replicas.
 
     Example::
 
@@ -168,7 +172,7 @@ class UpscaleClient(AsyncResource):
         hooks: EventHooks | None = None,
         telemetry: Telemetry | None = None,
         headers: Mapping[str, str] | None = None,
-        governor: GovernorPolicy | None = GovernorPolicy(),
+        governor: GovernorPolicy | RateGovernor | None = GovernorPolicy(),
     ) -> None:
         key = _api_key(api_key)
         if hooks is not None and not isinstance(hooks, EventHooks):

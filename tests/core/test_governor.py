@@ -278,3 +278,15 @@ async def test_the_client_has_one_governor_shared_by_its_views() -> None:
         assert client.governor is None
     with pytest.raises(TypeError, match="GovernorPolicy"):
         UpscaleClient(KEY, base_url=BASE, governor=3)  # type: ignore[arg-type]
+
+
+async def test_one_governor_may_be_shared_by_several_clients() -> None:
+    """A RateGovernor passed as governor= is used as it is, by every client given it."""
+    shared = RateGovernor(GovernorPolicy(max_concurrency=3), max_connections=100)
+    async with (
+        UpscaleClient(KEY, base_url=BASE, governor=shared) as one,
+        UpscaleClient(KEY, base_url=BASE, governor=shared) as other,
+    ):
+        assert one.governor is shared
+        assert other.governor is shared
+        assert shared.max_concurrency == 3

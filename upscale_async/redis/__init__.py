@@ -1,4 +1,5 @@
-"""Sharing completion and batches across replicas and workers through Redis (extra ``redis``).
+"""Sharing completion, batches and the rate governor across replicas and workers through Redis
+(extra ``redis``).
 
 Install with ``pip install 'upscale_async[redis]'``. The URL comes from the argument or
 ``UPSCALE_REDIS_URL`` (``rediss://`` for TLS, the password in the URL); give each deployment
@@ -21,6 +22,7 @@ from ._connect import (
     connect,
     redis_url,
 )
+from ._governor import DEFAULT_SYNC_INTERVAL, RedisGovernor
 from ._ledger import (
     DEFAULT_LEASE_TTL,
     DEFAULT_LEDGER_RETENTION,
@@ -36,9 +38,11 @@ __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
     "DEFAULT_NAMESPACE",
     "DEFAULT_RECHECK_INTERVAL",
+    "DEFAULT_SYNC_INTERVAL",
     "DEFAULT_TIMEOUT",
     "REDIS_URL_ENV",
     "RedisBackend",
+    "RedisGovernor",
     "RedisLedger",
     "RedisUnavailableError",
     "connect",
