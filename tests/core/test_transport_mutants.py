@@ -11,7 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 
-from upscale_async import APIError, ResponseValidationError, ServerError, TransportError
+from upscale_async import (
+    APIError,
+    ConfigurationError,
+    ResponseValidationError,
+    ServerError,
+    TransportError,
+)
 from upscale_async._transport import Transport
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -100,3 +106,72 @@ async def test_a_streamed_body_over_the_cap_names_the_request(
         await transport.aclose()
     assert str(info.value).startswith("POST /p answered a body of at least ")
     assert "bytes, over the cap of 100 bytes (max_response_size)" in str(info.value)
+
+
+# -- the key provider ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("returned", "shown"),
+    [
+        pytest.param("  ", "str (blank)", id="blank"),
+        pytest.param(None, "NoneType ", id="none"),
+        pytest.param(42, "int ", id="int"),
+    ],
+)
+async def test_a_provider_returning_no_key_names_what_it_returned(
+    returned: object, shown: str
+) -> None:
+    """The error for a bad key from the provider names the type returned, "(blank)" for blank."""
+
+    def provider() -> object:
+        return returned
+
+    transport = Transport(base_url="http://127.0.0.1:9", api_key=provider)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError) as info:
+        await transport.ensure_key()
+    assert str(info.value) == (
+        f"the api_key callable {provider!r} returned {shown}; it must return the current "
+        "Upscale API key as a non-empty str"
+    )
+    await transport.aclose()
+
+
+async def test_a_fixed_key_cannot_rotate() -> None:
+    """With a str key there is nothing to ask: rotate_key says no new key is in place."""
+    transport = Transport(base_url="http://127.0.0.1:9", api_key="fixed")
+    assert await transport.ensure_key() == 1
+    assert await transport.rotate_key(1) is False
+    assert transport.headers(False)["Api-Key"] == "fixed"
+    await transport.aclose()
+
+
+async def test_a_key_already_replaced_by_another_task_is_not_asked_again() -> None:
+    """rotate_key for an older key version says True at once, without asking the provider."""
+    keys = iter(["k1", "k2", "k3"])
+    asked: list[str] = []
+
+    async def provider() -> str:
+        asked.append(key := next(keys))
+        return key
+
+    transport = Transport(base_url="http://127.0.0.1:9", api_key=provider)
+    assert await transport.ensure_key() == 2
+    assert await transport.rotate_key(2) is True  # asks: k2 differs from k1
+    assert asked == ["k1", "k2"]
+    assert await transport.rotate_key(2) is True  # stale version: replaced already
+    assert asked == ["k1", "k2"]
+    assert transport.headers(False)["Api-Key"] == "k2"
+    await transport.aclose()
+
+
+def test_the_headers_of_an_attempt() -> None:
+    """headers() holds the key and Accept, Content-Type only with a body, and the extras."""
+    transport = Transport(base_url="http://127.0.0.1:9", api_key="key-1")
+    get, post = transport.headers(False), transport.headers(True)
+    assert get["Api-Key"] == post["Api-Key"] == "key-1"
+    assert "Content-Type" not in get
+    assert post["Content-Type"] == "application/json"
+    extra = transport.headers(False, {"X-Trace": "t1"})
+    assert extra == {**get, "X-Trace": "t1"}
+    assert transport.headers(True, {}) == post
