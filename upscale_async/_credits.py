@@ -317,7 +317,7 @@ class CreditGate:
 
     def settled(self, leads: int, outcome: str, error: BaseException | None = None) -> None:
         """A chunk of ``leads`` admitted leads is done: ``accepted``, ``refused`` (402),
-        ``failed`` (it may have been charged) or ``dropped`` (never sent)."""
+        ``failed`` (it may have been charged) or ``stopped`` (a 401: handed back)."""
         cost = leads * self.per_lead
         self.reserved -= cost
         if self.balance is not None:
@@ -328,8 +328,9 @@ class CreditGate:
         if outcome == "refused":
             assert isinstance(error, InsufficientCreditsError)
             self.refused = self.last_error = error
-        if outcome != "dropped":
-            self.fresh = False
+        elif outcome == "accepted":
+            self.refused = None  # the shortage a later one reports is not that 402's
+        self.fresh = False
         self._changed()
 
     def _changed(self) -> None:
@@ -342,7 +343,8 @@ class CreditGate:
             return self.last_error
         return InsufficientCreditsError(
             f"the account has {self.balance} credits left, fewer than the {self.per_lead} one "
-            "more lead of this campaign costs (one per message type); the batch stopped before "
+            "more lead of this campaign costs (one per message type, from the account endpoint: "
+            "credits_remaining, else monthly_credits); the batch stopped before "
             "sending more: add credits and resubmit not_submitted, or pass CreditPolicy("
             "on_insufficient_credits=...) to wait for a top-up and go on in place",
             status=402,
