@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -442,3 +443,29 @@ async def test_an_event_kept_then_taken_on_the_same_hub_is_consumed_there(pair: 
     await a.publish(event())
     await asyncio.sleep(0.1)
     assert (await hub_b.stats()).stored_events == 0
+
+
+async def test_closing_right_after_a_burst_of_announcements_does_not_hang(
+    redis_url: str, redis_namespace: str
+) -> None:
+    """Hubs close promptly while the consuming lookups of 1,000 announcements are in flight."""
+    a = RedisBackend(redis_url, namespace=redis_namespace)
+    b = RedisBackend(redis_url, namespace=redis_namespace)
+    hub_a, hub_b = CompletionHub(backend=a), CompletionHub(backend=b)
+    await hub_a.open()
+    await hub_b.open()
+    try:
+        events = [event(f"req-{i}", f"wh-{i}") for i in range(1000)]
+        waiters = [asyncio.create_task(hub_b.wait(e.secure_request_id, timeout=30)) for e in events]
+        await until(lambda: all(hub_b.is_waiting(e.secure_request_id) for e in events))
+        for e in events:
+            await hub_a.deliver(e)
+        assert await asyncio.gather(*waiters) == events
+    finally:
+        started = time.monotonic()
+        async with asyncio.timeout(10):
+            await hub_b.aclose()  # B's lookups consuming A's copies may still be in flight
+            await hub_a.aclose()
+        closing = time.monotonic() - started
+    assert closing < 2.0
+    assert repr(b).endswith(", closed)")

@@ -318,6 +318,7 @@ class RedisBackend:
         self._commands: asyncio.Semaphore | None = None  # bounds the pool's connections in use
         self._sweep = False
         self._wake: asyncio.Event | None = None
+        self._closing = False
         self._log = _Throttled()
         self._reconnects = 0
 
@@ -367,7 +368,7 @@ class RedisBackend:
             if self._given is None:
                 await client.aclose()
             raise self._cannot(exc) from exc
-        self._client, self._link, self._down = client, link, None
+        self._client, self._link, self._down, self._closing = client, link, None, False
         self._wake, self._take_ready = asyncio.Event(), asyncio.Event()
         pool = getattr(client.connection_pool, "max_connections", _MAX_CONNECTIONS)
         # The subscription, the lookups and the catch-up each hold a connection too.
@@ -418,11 +419,21 @@ class RedisBackend:
                 async with asyncio.timeout(self.timeout):
                     while self._kept:
                         await self._write_kept()
+        # Each loop also stops at its next turn when it sees ``_closing``: a cancellation that a
+        # library call swallows (seen with redis-py inside a command) cannot leave aclose waiting.
+        self._closing = True
+        for event in (self._take_ready, self._wake):
+            if event is not None:
+                event.set()
         for task in tasks:
             task.cancel()
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=self.timeout)
+            for task in late:
+                logger.warning("RedisBackend: %s did not stop within %g s", task, self.timeout)
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                logger.warning("RedisBackend: %s failed", task, exc_info=task.exception())
         client, self._client = self._client, None
         self._link = None
         takes, self._takes = self._takes, []
@@ -462,28 +473,29 @@ class RedisBackend:
     async def _listen(self, pubsub: PubSub | None) -> None:
         """Read announcements; on a dropped connection, mark down and subscribe again."""
         delay = _RETRY_FIRST
-        while True:
-            try:
-                if pubsub is None:
-                    assert self._client is not None
-                    pubsub = await self._subscribe(self._client)
-                    self._up()
-                    delay = _RETRY_FIRST
-                await self._read(pubsub)
-            except asyncio.CancelledError:
+        try:
+            while not self._closing:
+                try:
+                    if pubsub is None:
+                        assert self._client is not None
+                        pubsub = await self._subscribe(self._client)
+                        self._up()
+                        delay = _RETRY_FIRST
+                    await self._read(pubsub)  # returns when closing
+                    continue
+                except Exception as exc:  # connection errors, and anything else: never die
+                    self._mark_down(exc)
                 if pubsub is not None:
                     await self._close(pubsub)
-                raise
-            except Exception as exc:  # connection errors, and anything else: never die silently
-                self._mark_down(exc)
+                    pubsub = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+        finally:
             if pubsub is not None:
                 await self._close(pubsub)
-                pubsub = None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _RETRY_MAX)
 
     async def _read(self, pubsub: PubSub) -> None:
-        while True:
+        while not self._closing:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_IDLE_READ)
             if message is not None and message["type"] == "message":
                 self._heard(message["data"])
@@ -544,12 +556,12 @@ class RedisBackend:
         trips, and a burst of waiters never needs more than one connection.
         """
         assert self._take_ready is not None
-        while True:
+        while not self._closing:
             await self._take_ready.wait()
             self._take_ready.clear()
-            while self._kept:
+            while self._kept and not self._closing:
                 await self._write_kept()
-            while self._takes:
+            while self._takes and not self._closing:
                 batch = self._takes[:_SWEEP_CHUNK]
                 del self._takes[:_SWEEP_CHUNK]
                 await self._run_takes(batch)
@@ -620,7 +632,7 @@ class RedisBackend:
 
     async def _work(self) -> None:
         assert self._wake is not None
-        while True:
+        while not self._closing:
             await self._wake.wait()
             self._wake.clear()
             try:
