@@ -87,3 +87,41 @@ def test_leads_sample_has_invalid_and_no_web_presence_leads() -> None:
     assert sum("_nowebpresence" in line for line in lines) == 12
     assert "linkedin.com/in/no-scheme" in text
     assert "ftp://" in text
+
+
+def _redis_for_examples() -> str | None:
+    """A Redis URL for the Redis example: UPSCALE_TEST_REDIS_URL, else one at 127.0.0.1:6379."""
+    import socket
+
+    if importlib.util.find_spec("redis") is None:
+        return None
+    url = os.environ.get("UPSCALE_TEST_REDIS_URL")
+    if url:
+        return url
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            if sock.recv(16).startswith(b"+PONG"):
+                return "redis://127.0.0.1:6379/0"
+    except OSError:
+        pass
+    return None
+
+
+def test_replicas(tmp_path: Path) -> None:
+    """replicas.py: webhooks received by replica A wake the waiters of replica B through Redis."""
+    url = _redis_for_examples()
+    if url is None:
+        message = (
+            "no Redis for examples/replicas.py: set UPSCALE_TEST_REDIS_URL or run one at "
+            "127.0.0.1:6379, and pip install -e '.[redis]'"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must run it)")
+        pytest.skip(message)
+    out = _run(EXAMPLES / "replicas.py", "--redis", url, cwd=tmp_path).stdout
+    assert "replica B: 4 requests complete in" in out
+    assert "(35 of 40 leads personalised), woken by the webhooks replica A received" in out
+    assert "HubStats(waiters=0, waiting_ids=0, stored_events=0, remembered_keys=4)" in out
+    seconds = float(out.split("requests complete in ")[1].split(" s")[0])
+    assert seconds < 30  # the fallback poll is 60 s away: B was woken through Redis
