@@ -52,7 +52,7 @@ class CompiledFastPathHook(BuildHookInterface):
             out = root if editable else work / "lib"
             built = self._compile(root, out, work)
         except (Exception, SystemExit) as exc:  # any failure: pure Python, never a failed install
-            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip().rstrip(".")
             self.app.display_warning(
                 "upscale_async: the optional C fast path was not built, so the pure-Python "
                 f"checks will run (same results, slower): {detail}. To build it, reinstall "
