@@ -21,8 +21,7 @@ import uuid
 
 from upscale_async import BatchPolicy, PollPolicy, UpscaleClient
 from upscale_async.emulator import Emulator
-from upscale_async.redis import connect
-from upscale_async.redis._backend import RedisBackend
+from upscale_async.redis import RedisBackend, connect
 from upscale_async.testing import make_campaign, make_leads
 from upscale_async.webhooks import CompletionHub, StandardWebhooksVerifier, WebhookReceiver
 
