@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
 import attrs
 import pytest
 
-from upscale_async import CompletionEvent, PollPolicy, TransportError
+from upscale_async import CompletionEvent, PollPolicy, Telemetry, TransportError
 from upscale_async._completion import _Completion, await_completion
 
 
@@ -139,3 +141,62 @@ async def test_await_completion_waits_through_the_hub() -> None:
         )
     assert [r.is_complete for r in results] == [True, True]
     assert hub.calls == 2
+
+
+class Recording(Telemetry):
+    """A Telemetry that records the waits and the fallback finds it hears of."""
+
+    def __init__(self) -> None:
+        self.waits: list[str] = []
+        self.found: list[str] = []
+
+    @contextmanager
+    def wait(self, secure_request_id: str) -> Iterator[None]:
+        self.waits.append(secure_request_id)
+        yield
+
+    def fallback_poll_found(self, secure_request_id: str) -> None:
+        self.found.append(secure_request_id)
+
+
+class TelemetryApi(FakeApi):
+    """A FakeApi with telemetry, as the client's Api has when given one."""
+
+    def __init__(self, pending: int, telemetry: Telemetry) -> None:
+        super().__init__(pending)
+        self.telemetry = telemetry
+
+
+async def test_a_fallback_poll_that_finds_the_request_complete_is_logged_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The hub timed out and the fallback retrieve says complete: a debug line and telemetry."""
+    telemetry = Recording()
+    api = TelemetryApi(0, telemetry)
+    hub = FakeHub(timeouts=1)
+    poll = PollPolicy(initial=30.0, max_interval=30.0, fallback_interval=7.5)
+    waiter = completion(api, poll, hub)
+    with caplog.at_level(logging.DEBUG, logger="upscale_async"), anyio.fail_after(5):
+        result = await waiter.wait_one("req-9")
+    assert result.is_complete
+    assert (hub.calls, api.calls) == (1, 1)
+    assert telemetry.waits == ["req-9"]
+    assert telemetry.found == ["req-9"]
+    [record] = [r for r in caplog.records if "fallback poll" in r.getMessage()]
+    assert record.levelno == logging.DEBUG
+    assert record.getMessage() == (
+        "the fallback poll found req-9 complete: no webhook for it came within 7.5 s"
+    )
+    assert record.secure_request_id == "req-9"  # type: ignore[attr-defined]
+
+
+async def test_a_hub_wake_up_is_not_a_fallback_find() -> None:
+    """Woken by the hub, the wait is measured but no fallback find is reported."""
+    telemetry = Recording()
+    api = TelemetryApi(0, telemetry)
+    waiter = completion(api, PollPolicy(fallback_interval=7.5), FakeHub(timeouts=0))
+    with anyio.fail_after(5):
+        result = await waiter.wait_one("req-1")
+    assert result.is_complete
+    assert telemetry.waits == ["req-1"]
+    assert telemetry.found == []

@@ -18,6 +18,7 @@ from upscale_async import (
     LeadOutcome,
     PollPolicy,
     Routes,
+    Telemetry,
     UpscaleClient,
 )
 from upscale_async.emulator import Emulator, Fault
@@ -169,3 +170,26 @@ async def test_leaving_generate_early_after_the_batch_stopped_raises_nothing() -
                 ) as outcomes:
                     rest = [outcome async for outcome in outcomes]
     assert sorted(o.outcome for o in rest) == ["generated"] + ["not_submitted"] * 5
+
+
+class CountingTelemetry(Telemetry):
+    """A Telemetry that counts the leads generate hands out, by outcome."""
+
+    def __init__(self) -> None:
+        self.counted: list[tuple[str, int]] = []
+
+    def leads(self, outcome: str, count: int = 1) -> None:
+        self.counted.append((outcome, count))
+
+
+async def test_generate_counts_every_lead_it_hands_out_in_telemetry() -> None:
+    """With telemetry, each outcome generate hands out is counted once, by its kind."""
+    telemetry = CountingTelemetry()
+    source = [lead(i) for i in range(3)]
+    source[1]["first_name"] = ""
+    async with Emulator(webhook_secret=None) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url, telemetry=telemetry) as client:
+            async with client.generate(campaign(), source, poll=FAST_POLL, timeout=10) as outcomes:
+                found = [outcome async for outcome in outcomes]
+    assert sorted(o.outcome for o in found) == ["generated", "generated", "rejected"]
+    assert sorted(telemetry.counted) == [("generated", 1), ("generated", 1), ("rejected", 1)]
