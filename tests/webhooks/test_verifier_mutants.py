@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from upscale_async import WebhookVerificationError
-from upscale_async.webhooks import StandardWebhooksVerifier
+from upscale_async.webhooks import StandardWebhooksVerifier, UnverifiedWebhooks
 from upscale_async.webhooks._verifiers import get_header
 
 from .webhook_support import SECRET, event_body, sign
@@ -82,3 +82,9 @@ def test_get_header_prefers_the_exact_name_then_lower_case_then_the_first_match(
 ) -> None:
     """get_header reads the exact name, else the lower-case name, else the first match."""
     assert get_header(mapping, "X-Sig") == expected
+
+
+def test_unverified_webhooks_read_the_documented_spelling_of_the_id() -> None:
+    """UnverifiedWebhooks returns the webhook-id header as spelled in the docs when a plain
+    dict also carries another spelling."""
+    assert UnverifiedWebhooks().verify(b"", {"webhook-id": "a", "WEBHOOK-ID": "b"}) == "a"
