@@ -405,3 +405,38 @@ def test_every_batch_module_name_the_clock_test_replaces_exists() -> None:
     """The virtual clock stands in for anyio.current_time and anyio.sleep only."""
     used = set(re.findall(r"anyio\.(\w+)", Path(batch_module.__file__).read_text()))
     assert {"current_time", "sleep"} <= used
+
+
+# -- the stop error's message --------------------------------------------------------------
+
+
+async def test_each_stop_says_why_in_its_message() -> None:
+    """The BatchInterruptedError says why the batch stopped, the cause, the counts and what next."""
+
+    def leads() -> Any:
+        yield from sample_leads(10)
+        raise OSError("disk gone")
+
+    with pytest.raises(BatchInterruptedError) as info:
+        await run(Ledger(), leads())
+    assert str(info.value) == (
+        "the batch stopped early after 10 leads: the lead source raised (OSError: disk gone); "
+        "10 accepted, 0 rejected, 0 failed, 0 not submitted: `partial` has every lead, and its "
+        "not_submitted leads can be resubmitted once the cause is fixed"
+    )
+    with pytest.raises(BatchInterruptedError) as info:
+        await run(FailingRecord(), sample_leads(20))
+    assert (
+        " leads: the batch ledger refused a chunk or failed (ConnectionError: ledger down); "
+        in str(info.value)
+    )
+
+    def refuse(progress: BatchProgress) -> None:
+        raise RuntimeError("no thanks")
+
+    with pytest.raises(BatchInterruptedError) as info:
+        await run(Ledger(), sample_leads(20), on_progress=refuse)
+    assert " leads: a callback raised (RuntimeError: no thanks); " in str(info.value)
+    with pytest.raises(BatchInterruptedError) as info:
+        await run(Ledger(), sample_leads(20), faults=[Fault.http(401)])
+    assert " leads: the API key was refused (401) (AuthenticationError: " in str(info.value)
