@@ -14,7 +14,7 @@ import attrs
 
 from ._spec.contract import MESSAGE_FIELDS, MessageType, Tone
 from ._spec.sequence import SequenceEntry, parse_entry
-from ._spec.speedups import init_lead
+from ._spec.speedups import bind_lead_init, init_lead
 from ._spec.validation import LEAD_FIELDS, WithExtraFields, check_lead, closest
 
 __all__ = [
@@ -260,9 +260,7 @@ class Lead:
             extra,
         )
         if self._wire is None:  # not plain, or extra keys: the exact rules decide
-            wire = self.to_wire()
-            if not check_lead(wire, 0):
-                object.__setattr__(self, "_wire", wire)
+            _look_closer(self)
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON object sent on the wire; both optional URLs are always present (null)."""
@@ -310,6 +308,20 @@ class Lead:
             extra={k: v for k, v in data.items() if k not in known},
         )
 
+
+def _look_closer(lead: Lead) -> None:
+    """A Lead that is not plain, or has extra keys: it keeps its wire when the exact rules pass."""
+    wire = lead.to_wire()
+    if not check_lead(wire, 0):
+        object.__setattr__(lead, "_wire", wire)
+
+
+#: ``Lead.__init__`` as written above: what the compiled path's C ``__init__`` does (and what it
+#: hands the calls it does not handle itself to); on the pure path it stays ``Lead.__init__``.
+_LEAD_INIT_REFERENCE = Lead.__init__
+Lead.__init__ = bind_lead_init(  # type: ignore[method-assign]
+    Lead, _LEAD_INIT_REFERENCE, _NO_EXTRA, _lead_extra, _look_closer
+)
 
 #: The keys ``Lead.from_mapping`` does not put in ``extra``: the lead fields, and ``extra``.
 _FROM_MAPPING_KNOWN = frozenset({*LEAD_FIELDS, "extra"})

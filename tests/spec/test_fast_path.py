@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import upscale_async
-from upscale_async import Lead
+from upscale_async import Lead, _models
 from upscale_async._batch import _Batch
 from upscale_async._results import BatchSubmission
 from upscale_async._spec import _plain, speedups, validation
@@ -115,8 +115,20 @@ def path(impl: ModuleType) -> Iterator[None]:
         mock.patch("upscale_async._batch.plain_leads", impl.plain_leads),
         mock.patch.object(speedups, "chunk_wire", impl.chunk_wire),
         mock.patch("upscale_async._models.init_lead", impl.init_lead),
+        mock.patch.object(Lead, "__init__", _lead_init(impl)),
     ):
         yield
+
+
+def _lead_init(impl: ModuleType) -> Any:
+    """``Lead.__init__`` as ``_models`` binds it, on one implementation of the fast checks."""
+    return impl.bind_lead_init(
+        Lead,
+        _models._LEAD_INIT_REFERENCE,
+        _models._NO_EXTRA,
+        _models._lead_extra,
+        _models._look_closer,
+    )
 
 
 def _batch_validate(chunk: list[Any]) -> tuple[Any, ...]:
@@ -262,3 +274,77 @@ def test_compiled_and_pure_id_claims_agree(ids: list[str], seen: set[str]) -> No
     assert pure_seen == (
         seen | set(ids) if len(set(ids)) == len(ids) and not seen & set(ids) else seen
     )
+
+
+_GOOD = {
+    "automation_tool_lead_id": "a",
+    "lead_linkedin": "https://www.linkedin.com/in/a",
+    "lead_company": "Acme",
+    "first_name": "Ada",
+    "last_name": "Smith",
+}
+
+
+def _built(init: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """A Lead built by ``init`` (its fields and wire), or the error it raised (type, message)."""
+    with mock.patch.object(Lead, "__init__", init):
+        try:
+            lead = Lead(*args, **kwargs)
+        except Exception as exc:
+            return (type(exc), str(exc))
+        return (repr(lead), lead._wire, type(lead.extra))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    leads(),
+    st.sampled_from([(), (1,)]),
+    st.sampled_from([None, {}, {"job_title": "x"}, {"lead_company": "y"}, 3]),
+    st.sampled_from([None, "first_name", "last_name", "extra"]),
+)
+def test_the_bound_lead_inits_do_what_the_reference_does(
+    data: Any, args: tuple[Any, ...], extra: Any, dropped: str | None
+) -> None:
+    """Lead.__init__ in C and in one Python frame: the reference's Leads, wires and errors."""
+    compiled = _compiled()
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        data = dict(_GOOD)
+    kwargs = dict(data)
+    if extra is not None:
+        kwargs["extra"] = extra
+    kwargs.pop(dropped or "", None)
+    expected = _built(_models._LEAD_INIT_REFERENCE, args, kwargs)
+    assert _built(_lead_init(_plain), args, kwargs) == expected
+    assert _built(_lead_init(compiled), args, kwargs) == expected
+
+
+def test_a_subclass_of_lead_is_built_by_the_reference() -> None:
+    """A subclass's instances are built as the reference builds them, on either path."""
+
+    class Sub(Lead):
+        pass
+
+    for impl in (_plain, _compiled()):
+        with path(impl):
+            lead = Sub(**_GOOD)
+            assert type(lead) is Sub
+            assert lead._wire == lead.to_wire()
+            assert lead == Sub(**_GOOD)
+
+
+def _fresh_keys(lead: Any) -> Any:
+    """The lead with each str key a new string object (as a JSON parser gives them)."""
+    if type(lead) is not dict:
+        return lead
+    return {("".join(list(k)) if isinstance(k, str) else k): v for k, v in lead.items()}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(leads(), min_size=1, max_size=6))
+def test_the_compiled_check_does_not_depend_on_the_key_objects(chunk: list[Any]) -> None:
+    """Keys that are the field names' own objects or equal new strings: the same answers."""
+    compiled = _compiled()
+    fresh = [_fresh_keys(lead) for lead in chunk]
+    expected = _plain.plain_leads(chunk)
+    assert compiled.plain_leads(fresh) == compiled.plain_leads(chunk) == expected
+    assert _plain.plain_leads(fresh) == expected

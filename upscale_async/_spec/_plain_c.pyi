@@ -1,6 +1,6 @@
 """Types of the compiled fast lead checks (``_plain_c.pyx``): the same as ``_plain.py``."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 def plain_leads(leads: Sequence[Any]) -> list[bool]: ...
@@ -27,3 +27,10 @@ def init_lead(
 ) -> None: ...
 def wrap_results(leads_data: list[Any], cls: type[Any]) -> tuple[Any, ...] | None: ...
 def add_new_ids(ids: list[Any], seen: set[Any]) -> bool: ...
+def bind_lead_init(
+    cls: type[Any],
+    reference: Callable[..., None],
+    no_extra: Mapping[str, Any],
+    freeze_extra: Callable[[object], Mapping[str, Any]],
+    look_closer: Callable[[Any], None],
+) -> Callable[..., None]: ...

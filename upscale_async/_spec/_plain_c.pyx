@@ -8,6 +8,8 @@ in C; a dict subclass goes through ``_plain.plain_leads`` (its own ``__getitem__
 
 from cpython.object cimport PyObject
 
+from functools import update_wrapper
+
 from upscale_async._spec._plain import plain_leads as _py_plain_leads
 
 
@@ -81,9 +83,32 @@ cdef extern from *:
         }
         return 1;
     }
+
+    #include "structmember.h"
+
+    /* The offset of a writable object slot of cls, from its member descriptor; -1 otherwise. */
+    static Py_ssize_t upscale_slot_offset(PyObject *descr, PyObject *cls) {
+        PyMemberDef *m;
+        if (Py_TYPE(descr) != &PyMemberDescr_Type) return -1;
+        if ((PyObject *)((PyDescrObject *)descr)->d_type != cls) return -1;
+        m = ((PyMemberDescrObject *)descr)->d_member;
+        if (m->type != T_OBJECT_EX || (m->flags & READONLY)) return -1;
+        return m->offset;
+    }
+
+    /* What the slot's member descriptor does on set (PyMember_SetOne), without finding it. */
+    static void upscale_set_slot(PyObject *o, Py_ssize_t offset, PyObject *v) {
+        PyObject **slot = (PyObject **)((char *)o + offset);
+        PyObject *old = *slot;
+        Py_INCREF(v);
+        *slot = v;
+        Py_XDECREF(old);
+    }
     """
     int upscale_all_space(PyObject *s) except -1
     int upscale_plain_url(PyObject *s) except -1
+    Py_ssize_t upscale_slot_offset(PyObject *descr, PyObject *cls)
+    void upscale_set_slot(object o, Py_ssize_t offset, object v)
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
     Py_ssize_t PyDict_Size(object d) except -1
     bint PyDict_CheckExact(object o)
@@ -91,6 +116,7 @@ cdef extern from *:
     Py_ssize_t PyUnicode_GET_LENGTH(PyObject *o)
     int PyObject_GenericSetAttr(object o, object name, object value) except -1
     int PyDict_Next(object d, Py_ssize_t *pos, PyObject **key, PyObject **value)
+    PyObject *PyTuple_GET_ITEM(PyObject *t, Py_ssize_t i)
     bint PyList_CheckExact(object o)
     int PySet_Contains(object s, object key) except -1
     int PySet_Add(object s, object key) except -1
@@ -108,6 +134,7 @@ cdef str _WIRE = "_wire"
 cdef str _EXTRA = "extra"
 cdef str _RAW = "raw"
 cdef str _PROSPECT = "external_prospect_id"
+cdef object _MISSING = object()  # a keyword not given to Lead.__init__
 
 
 cdef inline int _text(PyObject *v) except -1:
@@ -129,14 +156,61 @@ cdef inline int _optional_url(PyObject *v) except -1:
         return 1
     return _url(v)
 
+#: The lead fields, in the documented order (``Lead.to_wire``): the keys ``_plain_by_keys`` knows.
+cdef tuple _FIELDS = (_ID, _LINKEDIN, _COMPANY, _FIRST, _LAST, _WEBSITE, _SPECIFIED)
+
+
+cdef int _plain_by_keys(object lead) except -2:
+    """``_plain_dict`` in one pass over the entries, when every key is one of ``_FIELDS``
+    itself (the same object, as a literal or keyword key is): 1 or 0; -1 when a key is not
+    (then the keys are looked up, as equal strings may be different objects)."""
+    cdef PyObject *values[7]
+    cdef PyObject *key
+    cdef PyObject *value
+    cdef Py_ssize_t pos = 0, i = 0, j
+    cdef PyObject *fields = <PyObject *>_FIELDS
+    values[5] = NULL
+    values[6] = NULL
+    cdef int mask = 0
+    while PyDict_Next(lead, &pos, &key, &value):
+        # The documented order first; else any field.
+        if i < 7 and key == PyTuple_GET_ITEM(fields, i):
+            j = i
+        else:
+            j = 0
+            while j < 7 and key != PyTuple_GET_ITEM(fields, j):
+                j += 1
+            if j == 7:
+                return -1
+        values[j] = value
+        mask |= 1 << j
+        i += 1
+    if mask & 0x1f != 0x1f:
+        return 0  # a required field missing
+    if not (
+        _text(values[0])
+        and _text(values[2])
+        and _text(values[3])
+        and _text(values[4])
+        and _url(values[1])
+        and _optional_url(values[5])
+        and _optional_url(values[6])
+    ):
+        return 0
+    return 1
+
 
 cdef int _plain_dict(object lead) except -1:
     """1 when the exact dict ``lead`` is plain (``_plain.plain_leads``), else 0."""
     cdef Py_ssize_t n = PyDict_Size(lead)
     cdef PyObject *website
     cdef PyObject *specified
+    cdef int found
     if n < 5 or n > 7:
         return 0
+    found = _plain_by_keys(lead)
+    if found >= 0:
+        return found
     if not _text(PyDict_GetItemWithError(lead, _ID)):
         return 0
     if not _text(PyDict_GetItemWithError(lead, _COMPANY)):
@@ -206,6 +280,31 @@ def plain_wire(lead_id, linkedin, company, first, last, website, specified):
     return None
 
 
+cdef inline object _wire_of(lead_id, linkedin, company, first, last, website, specified):
+    """The wire dict of these fields when they are plain (as ``_plain_dict`` finds), else None."""
+    cdef PyObject *w = <PyObject *>website
+    cdef PyObject *s = <PyObject *>specified
+    if not (
+        _text(<PyObject *>lead_id)
+        and _text(<PyObject *>company)
+        and _text(<PyObject *>first)
+        and _text(<PyObject *>last)
+        and _url(<PyObject *>linkedin)
+        and _optional_url(w)
+        and _optional_url(s)
+    ):
+        return None
+    return {
+        _ID: lead_id,
+        _LINKEDIN: linkedin,
+        _COMPANY: company,
+        _FIRST: first,
+        _LAST: last,
+        _WEBSITE: website,
+        _SPECIFIED: specified,
+    }
+
+
 def init_lead(lead, lead_id, linkedin, company, first, last, website, specified, extra):
     """Set a new (frozen) ``Lead``'s fields and ``_wire``: its wire dict when it is plain."""
     PyObject_GenericSetAttr(lead, _ID, lead_id)
@@ -218,8 +317,103 @@ def init_lead(lead, lead_id, linkedin, company, first, last, website, specified,
     PyObject_GenericSetAttr(lead, _EXTRA, extra)
     wire = None
     if not extra:
-        wire = plain_wire(lead_id, linkedin, company, first, last, website, specified)
+        wire = _wire_of(lead_id, linkedin, company, first, last, website, specified)
     PyObject_GenericSetAttr(lead, _WIRE, wire)
+
+
+#: ``Lead``'s slots in the order ``bind_lead_init`` sets them.
+cdef tuple _LEAD_SLOTS = (_ID, _LINKEDIN, _COMPANY, _FIRST, _LAST, _WEBSITE, _SPECIFIED, _EXTRA, _WIRE)
+
+
+# Long: the C __init__ and its fallback to the reference kept together (one closure).
+def bind_lead_init(type cls, reference, no_extra, freeze_extra, look_closer):
+    """``cls.__init__`` in C, doing what ``reference`` (the Python ``Lead.__init__``) does.
+
+    A call it does not handle itself (positional arguments, a missing or unknown keyword, an
+    instance of a subclass) goes to ``reference``, so its errors are the same. Otherwise: ``extra`` is frozen by
+    ``freeze_extra`` (unless it is ``no_extra``), the fields are set in the slots directly,
+    ``_wire`` is the wire dict when the lead is plain, and ``look_closer(lead)`` runs when it
+    is not (it sets ``_wire`` when the exact rules find the lead valid).
+    """
+    cdef Py_ssize_t offsets[9]
+    cdef bint direct = True
+    cdef Py_ssize_t i
+    for i in range(9):
+        descr = cls.__dict__.get(_LEAD_SLOTS[i])
+        offsets[i] = -1 if descr is None else upscale_slot_offset(<PyObject *>descr, <PyObject *>cls)
+        if offsets[i] < 0:
+            direct = False
+    cdef Py_ssize_t o_id = offsets[0], o_linkedin = offsets[1], o_company = offsets[2]
+    cdef Py_ssize_t o_first = offsets[3], o_last = offsets[4], o_website = offsets[5]
+    cdef Py_ssize_t o_specified = offsets[6], o_extra = offsets[7], o_wire = offsets[8]
+
+    def __init__(
+        self,
+        *args,
+        automation_tool_lead_id=_MISSING,
+        lead_linkedin=_MISSING,
+        lead_company=_MISSING,
+        first_name=_MISSING,
+        last_name=_MISSING,
+        lead_company_website_url=_MISSING,
+        lead_specified_url=_MISSING,
+        extra=_MISSING,
+        **unknown,
+    ):
+        if (
+            args
+            or unknown
+            or not direct
+            or type(self) is not cls
+            or automation_tool_lead_id is _MISSING
+            or lead_linkedin is _MISSING
+            or lead_company is _MISSING
+            or first_name is _MISSING
+            or last_name is _MISSING
+        ):  # the reference's own TypeError, or the same work in Python
+            given = {
+                name: value
+                for name, value in (
+                    (_ID, automation_tool_lead_id),
+                    (_LINKEDIN, lead_linkedin),
+                    (_COMPANY, lead_company),
+                    (_FIRST, first_name),
+                    (_LAST, last_name),
+                    (_WEBSITE, lead_company_website_url),
+                    (_SPECIFIED, lead_specified_url),
+                    (_EXTRA, extra),
+                )
+                if value is not _MISSING
+            }
+            reference(self, *args, **given, **unknown)
+            return
+        if lead_company_website_url is _MISSING:
+            lead_company_website_url = None
+        if lead_specified_url is _MISSING:
+            lead_specified_url = None
+        if extra is _MISSING:
+            extra = no_extra
+        if extra is not no_extra:
+            extra = freeze_extra(extra)
+        wire = None
+        if not extra:
+            wire = _wire_of(
+                automation_tool_lead_id, lead_linkedin, lead_company, first_name, last_name,
+                lead_company_website_url, lead_specified_url,
+            )
+        upscale_set_slot(self, o_id, automation_tool_lead_id)
+        upscale_set_slot(self, o_linkedin, lead_linkedin)
+        upscale_set_slot(self, o_company, lead_company)
+        upscale_set_slot(self, o_first, first_name)
+        upscale_set_slot(self, o_last, last_name)
+        upscale_set_slot(self, o_website, lead_company_website_url)
+        upscale_set_slot(self, o_specified, lead_specified_url)
+        upscale_set_slot(self, o_extra, extra)
+        upscale_set_slot(self, o_wire, wire)
+        if wire is None:
+            look_closer(self)
+
+    return update_wrapper(__init__, reference)
 
 
 def wrap_results(list leads_data, type cls):

@@ -20,13 +20,22 @@ def _disabled() -> bool:
 
 
 if _disabled():
-    from ._plain import add_new_ids, chunk_wire, init_lead, plain_leads, plain_wire, wrap_results
+    from ._plain import (
+        add_new_ids,
+        bind_lead_init,
+        chunk_wire,
+        init_lead,
+        plain_leads,
+        plain_wire,
+        wrap_results,
+    )
 
     COMPILED = False
 else:
     try:
         from ._plain_c import (
             add_new_ids,
+            bind_lead_init,
             chunk_wire,
             init_lead,
             plain_leads,
@@ -36,6 +45,7 @@ else:
     except ImportError:
         from ._plain import (
             add_new_ids,
+            bind_lead_init,
             chunk_wire,
             init_lead,
             plain_leads,
@@ -63,6 +73,7 @@ __all__ = [
     "COMPILED",
     "NO_EXTENSIONS_VARIABLE",
     "add_new_ids",
+    "bind_lead_init",
     "chunk_wire",
     "extensions_active",
     "init_lead",
