@@ -10,6 +10,8 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from .._errors import ConfigurationError, UpscaleError
 
 if TYPE_CHECKING:
@@ -21,6 +23,7 @@ __all__ = [
     "RedisUnavailableError",
     "check_namespace",
     "connect",
+    "open_client",
     "redact_redis_url",
     "redis_url",
 ]
@@ -113,3 +116,25 @@ async def connect(url: str | None = None, *, timeout: float = 5.0, **options: An
             url=shown,
         ) from exc
     return client  # type: ignore[no-any-return]
+
+
+async def open_client(
+    url: str | None, given: Redis | None, *, timeout: float, shown: str, who: str
+) -> Redis:
+    """:func:`connect` to ``url``, or check that a client the user gave answers a ping.
+
+    ``who`` names the part opening it in the error (``"the ledger of batch 'b'"``); ``shown``
+    is the address to name, its password hidden.
+    """
+    if given is None:
+        return await connect(url, timeout=timeout)
+    try:
+        with anyio.fail_after(timeout):
+            await given.ping()
+    except Exception as exc:
+        raise RedisUnavailableError(
+            f"{who} cannot reach Redis through {shown}: {type(exc).__name__}: {exc}; check "
+            "that the server runs and the client points at it",
+            url=shown,
+        ) from exc
+    return given

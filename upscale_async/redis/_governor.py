@@ -31,9 +31,8 @@ from .._config import DEFAULT_MAX_CONNECTIONS
 from .._governor import GovernorPolicy, RateGovernor
 from ._connect import (
     DEFAULT_NAMESPACE,
-    RedisUnavailableError,
     check_namespace,
-    connect,
+    open_client,
     redact_redis_url,
     redis_url,
 )
@@ -144,19 +143,13 @@ class RedisGovernor(RateGovernor):
         return self
 
     async def _open(self) -> Redis:
-        if self._given is None:
-            return await connect(self.url, timeout=self.timeout)
-        try:
-            with anyio.fail_after(self.timeout):
-                await self._given.ping()
-        except Exception as exc:
-            raise RedisUnavailableError(
-                f"the governor {self.name!r} cannot reach Redis through {self._shown}: "
-                f"{type(exc).__name__}: {exc}; check that the server runs and the client "
-                "points at it",
-                url=self._shown,
-            ) from exc
-        return self._given
+        return await open_client(
+            self.url,
+            self._given,
+            timeout=self.timeout,
+            shown=self._shown,
+            who=f"the governor {self.name!r}",
+        )
 
     async def __aexit__(
         self,

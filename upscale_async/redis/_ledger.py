@@ -36,7 +36,7 @@ from ._connect import (
     REDIS_URL_ENV,
     RedisUnavailableError,
     check_namespace,
-    connect,
+    open_client,
     redact_redis_url,
     redis_url,
 )
@@ -237,19 +237,13 @@ class RedisLedger:
         return self
 
     async def _open(self) -> Redis:
-        if self._given is None:
-            return await connect(self.url, timeout=self.timeout)
-        try:
-            with anyio.fail_after(self.timeout):
-                await self._given.ping()
-        except Exception as exc:
-            raise RedisUnavailableError(
-                f"the ledger of batch {self.batch!r} cannot reach Redis through {self._shown}: "
-                f"{type(exc).__name__}: {exc}; check that the server runs and the client "
-                "points at it",
-                url=self._shown,
-            ) from exc
-        return self._given
+        return await open_client(
+            self.url,
+            self._given,
+            timeout=self.timeout,
+            shown=self._shown,
+            who=f"the ledger of batch {self.batch!r}",
+        )
 
     async def __aexit__(
         self,
