@@ -13,8 +13,8 @@ each replica's resolution times; ``time.monotonic`` is one clock for every proce
 - ``throughput``: two replicas, each waiting for the ids the other receives; webhooks sent as fast
   as 32 connections go; deliveries/s from the first POST to the last waiter resumed.
 - ``commands``: Redis commands per delivery in the latency rounds (``INFO commandstats`` before
-  and after; the waiter's lookup, the delivery key, the early-event script when the receiving
-  replica has no waiter, the publish, and the waiting replica's consuming take).
+  and after; the waiter's lookup, the receiving replica's record script (delivery key, early
+  event, publish), and the waiting replica's consuming take).
 - ``--soak N``: three replicas, N deliveries at ``--rate``/s, each to a random replica, each id
   waited on by one replica (registered a moment before its webhook); Redis is restarted twice. A
   webhook answered 503 (Redis down) is sent again 50-400 ms later, to the next replica, as
@@ -63,10 +63,11 @@ SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm"
 TARGET_P99_MS = 50.0
 RATE = 1000.0
 # What RedisBackend's Lua scripts run inside Redis: counted by INFO commandstats, but no round trip.
-# PUBLISH too: in these rounds the receiving replica never has the waiter, so every delivery is
-# kept and announced by one script (a replica that woke its own waiter sends a plain PUBLISH).
+# SET and PUBLISH too: each delivery is recorded (its key set, the event kept when the receiving
+# replica has no waiter for it, and published) by one script.
 IN_SCRIPTS = frozenset(
     [
+        "set",
         "publish",
         "time",
         "hget",

@@ -416,7 +416,7 @@ async def test_calls_while_down_fail_fast_and_recover(owned: tuple[RedisServer, 
     await until(lambda: not a.available)
     async with asyncio.timeout(0.5):
         with pytest.raises(RedisUnavailableError, match="is unreachable") as caught:
-            await a.remember("k", 0.0)
+            await a.record(event(), 0.0, keep=False)
     assert "the backend reconnects by itself" in str(caught.value)
     assert " for " in str(caught.value)  # how long it has been down
     assert repr(a).endswith(", down)")
@@ -435,14 +435,44 @@ async def test_an_event_kept_without_an_announcement_is_still_written(pair: Pair
     assert await hub_b.wait("req-1", timeout=1) == event()
 
 
-async def test_an_event_kept_then_taken_on_the_same_hub_is_consumed_there(pair: Pair) -> None:
-    """take right after keep (a waiter that came while keep ran) gets it; nothing is left."""
+async def test_an_event_recorded_then_taken_on_the_same_hub_is_consumed_there(pair: Pair) -> None:
+    """take right after record(keep=True) (a waiter that came while record ran) gets it; nothing
+    is left for the other hub."""
     _, hub_b, a, _ = pair
-    await a.keep(event(), 0.0)
+    assert await a.record(event(), 0.0, keep=True) is True
     assert await a.take("req-1", 0.0) == event()
-    await a.publish(event())
-    await asyncio.sleep(0.1)
     assert (await hub_b.stats()).stored_events == 0
+
+
+async def test_a_duplicate_record_changes_nothing_on_any_hub(pair: Pair) -> None:
+    """A redelivery recorded on the other hub is False there, keeps nothing and announces nothing."""
+    _, hub_b, a, b = pair
+    assert await a.record(event(), 0.0, keep=False) is True
+    waiter = asyncio.create_task(hub_b.wait("req-1", timeout=0.3))
+    await waiting(hub_b, "req-1")
+    assert await b.record(event(), 0.0, keep=True) is False
+    with pytest.raises(TimeoutError):  # neither announced nor kept: nothing wakes it
+        await waiter
+    assert (await hub_b.stats()).stored_events == 0
+
+
+def test_own_announcements_are_skipped_without_parsing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The subscription hears this backend's own announcements back; they are not parsed."""
+    from upscale_async.redis import _backend
+
+    backend = RedisBackend("redis://127.0.0.1:1/0")
+    own = _encode(event(), backend._sender)
+    other = _encode(event(), "elsewhere")
+
+    def refuse(raw: bytes) -> object:
+        raise AssertionError(f"parsed {raw!r}")
+
+    monkeypatch.setattr(_backend, "_decode", refuse)
+    backend._heard(own)  # skipped by its prefix
+    with pytest.raises(AssertionError, match="parsed"):
+        backend._heard(other)
 
 
 async def test_closing_right_after_a_burst_of_announcements_does_not_hang(

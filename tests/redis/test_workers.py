@@ -46,22 +46,29 @@ async def _leases_of(raw: object, namespace: str, worker_prefix: str) -> set[int
 
 
 async def _kill_mid_run(raw: object, namespace: str, victim: Process, done_key: str) -> set[int]:
-    """SIGKILL ``victim`` once the batch is under way and it holds a lease; its leased chunks."""
+    """SIGKILL ``victim`` once the batch is under way and it holds a lease; its leased chunks.
+
+    The victim is frozen (SIGSTOP) while its leases are read, so the chunks returned are exactly
+    those it held when it died; when it held none at that moment it runs on and is tried again.
+    """
     from redis.asyncio import Redis
 
     assert isinstance(raw, Redis)
     prefix = f"{socket.gethostname()}:{victim.pid}:"
     with anyio.fail_after(25):
         while True:
-            recorded = await raw.hlen(done_key)
-            if recorded >= 40 and await _leases_of(raw, namespace, prefix):
-                break
             assert victim.returncode is None, "the worker to kill ended before it was killed"
+            if await raw.hlen(done_key) >= 40:
+                victim.send_signal(signal.SIGSTOP)
+                held = await _leases_of(raw, namespace, prefix)
+                if held:
+                    break
+                victim.send_signal(signal.SIGCONT)
             await anyio.sleep(0.02)
     victim.send_signal(signal.SIGKILL)
     with anyio.fail_after(5):
         await victim.wait()
-    return await _leases_of(raw, namespace, prefix)
+    return held
 
 
 @pytest.mark.timeout(90)

@@ -1,9 +1,9 @@
 """A CompletionBackend that links several hubs in one process, as a shared store (Redis) would.
 
 Every LinkedBackend on one :class:`SharedStore` shares its early events and delivery keys (one
-MemoryBackend's maps, so the TTL and size rules are the default's) and its subscribers: ``publish``
-announces to every other open backend's hub, and drops the stored copy when a hub there had
-waiters (the event is consumed). Each call suspends once, like a network round trip, and a test
+MemoryBackend's maps, so the TTL and size rules are the default's) and its subscribers: ``record``
+announces a new delivery to every other open backend's hub, and drops the stored copy when a hub
+there had waiters (the event is consumed). Each call suspends once, like a network round trip, and a test
 can hold any call before or after it touches the store, to open the windows a real network
 leaves between a hub and its store.
 """
@@ -80,11 +80,15 @@ class LinkedBackend:
         self.link = None
         self.closed += 1
 
-    async def remember(self, key: str, now: float) -> bool:
-        """Set-if-absent on the shared keys."""
-        await self._before("remember")
-        new = await self.store.memory.remember(key, now)
-        await self._after("remember")
+    async def record(self, event: CompletionEvent, now: float, *, keep: bool) -> bool:
+        """Set-if-absent on the shared keys; when new, keep (if asked) and announce, at once."""
+        await self._before("record")
+        new = await self.store.memory.record(event, now, keep=keep)
+        if new:
+            for backend, link in list(self.store.subscribers.items()):
+                if backend is not self and link.announce(event):
+                    await self.store.memory.take(event.secure_request_id, link.clock())
+        await self._after("record")
         return new
 
     async def keep(self, event: CompletionEvent, now: float) -> None:
@@ -99,14 +103,6 @@ class LinkedBackend:
         event = await self.store.memory.take(secure_request_id, now)
         await self._after("take")
         return event
-
-    async def publish(self, event: CompletionEvent) -> None:
-        """Announce to every other subscribed hub; a hub that had waiters consumes the event."""
-        await self._before("publish")
-        for backend, link in list(self.store.subscribers.items()):
-            if backend is not self and link.announce(event):
-                await self.store.memory.take(event.secure_request_id, link.clock())
-        await self._after("publish")
 
     async def counts(self, now: float) -> tuple[int, int]:
         """The shared counts."""

@@ -15,6 +15,11 @@ def event(request_id: str = "req-1", webhook_id: str | None = "wh-1") -> Complet
     return CompletionEvent(secure_request_id=request_id, status="complete", webhook_id=webhook_id)
 
 
+async def remember(backend: MemoryBackend, key: str, now: float) -> bool:
+    """Record a delivery whose key is ``key`` (and keep nothing): True when the key was new."""
+    return await backend.record(event("req-key", key), now, keep=False)
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -152,8 +157,8 @@ def test_bad_memory_backend_settings(kwargs: dict[str, float], message: str) -> 
 async def test_zero_bounds_keep_nothing() -> None:
     """max_events=0 keeps no early event and max_seen=0 remembers no delivery key."""
     backend = MemoryBackend(max_events=0, max_seen=0, max_event_bytes=0)
-    assert await backend.remember("k", 0.0) is True
-    assert await backend.remember("k", 0.0) is True
+    assert await remember(backend, "k", 0.0) is True
+    assert await remember(backend, "k", 0.0) is True
     await backend.keep(event(), 0.0)
     assert await backend.take("req-1", 0.0) is None
     assert await backend.counts(0.0) == (0, 0)
@@ -163,12 +168,12 @@ async def test_entries_expire_exactly_at_their_ttl() -> None:
     """An early event and a delivery key are gone exactly ttl seconds after they were stored."""
     backend = MemoryBackend(ttl=10)
     await backend.keep(event(), 100.0)
-    assert await backend.remember("k", 100.0) is True
+    assert await remember(backend, "k", 100.0) is True
     assert await backend.counts(109.999) == (1, 1)
-    assert await backend.remember("k", 109.999) is False
+    assert await remember(backend, "k", 109.999) is False
     assert await backend.counts(110.0) == (0, 0)
     assert await backend.take("req-1", 110.0) is None
-    assert await backend.remember("k", 110.0) is True
+    assert await remember(backend, "k", 110.0) is True
 
 
 async def test_keeping_an_id_again_replaces_and_refreshes_it() -> None:

@@ -18,6 +18,11 @@ def event(request_id: str = "req-1", webhook_id: str | None = "wh-1") -> Complet
     return CompletionEvent(secure_request_id=request_id, status="complete", webhook_id=webhook_id)
 
 
+async def remember(backend: MemoryBackend, key: str, now: float) -> bool:
+    """Record a delivery whose key is ``key`` (and keep nothing): True when the key was new."""
+    return await backend.record(event("req-key", key), now, keep=False)
+
+
 class FailingKeep(MemoryBackend):
     """A MemoryBackend whose ``keep`` fails, like a store that went away."""
 
@@ -36,12 +41,12 @@ class FailingTake(MemoryBackend):
         raise ConnectionError("store down")
 
 
-class FailingRemember(MemoryBackend):
-    """A MemoryBackend whose ``remember`` fails, like a store that cannot be reached."""
+class FailingRecord(MemoryBackend):
+    """A MemoryBackend whose ``record`` fails, like a store that cannot be reached."""
 
     __slots__ = ()
 
-    async def remember(self, key: str, now: float) -> bool:
+    async def record(self, event: CompletionEvent, now: float, *, keep: bool) -> bool:
         raise ConnectionError("store down")
 
 
@@ -120,9 +125,9 @@ async def test_failed_store_lookups_are_logged_at_most_ten_times_a_second(
     assert len(lines) == 10
 
 
-async def test_a_failed_remember_still_wakes_local_waiters_and_raises() -> None:
+async def test_a_failed_record_still_wakes_local_waiters_and_raises() -> None:
     """A store that cannot record the delivery raises, after this hub's waiters are resolved."""
-    hub = CompletionHub(backend=FailingRemember())
+    hub = CompletionHub(backend=FailingRecord())
     waiter = asyncio.create_task(hub.wait("req-1", timeout=5))
     await asyncio.sleep(0.01)
     with pytest.raises(ConnectionError, match="store down"):
@@ -176,11 +181,11 @@ async def test_expiry_drops_only_the_oldest_event() -> None:
 async def test_expiry_forgets_only_the_oldest_delivery_key() -> None:
     """When the oldest delivery key expires, a younger one is still recognised as a duplicate."""
     backend = MemoryBackend(ttl=10)
-    assert await backend.remember("old", 0.0) is True
-    assert await backend.remember("young", 5.0) is True
+    assert await remember(backend, "old", 0.0) is True
+    assert await remember(backend, "young", 5.0) is True
     assert await backend.counts(11.0) == (0, 1)
-    assert await backend.remember("young", 11.0) is False
-    assert await backend.remember("old", 11.0) is True
+    assert await remember(backend, "young", 11.0) is False
+    assert await remember(backend, "old", 11.0) is True
 
 
 async def test_the_default_backend_is_used_without_its_coroutines(
@@ -190,11 +195,13 @@ async def test_the_default_backend_is_used_without_its_coroutines(
     per delivery); a subclass's coroutines are used (they may be overridden)."""
     called: list[str] = []
 
-    async def remember(self: MemoryBackend, key: str, now: float) -> bool:
-        called.append(key)
-        return self._remember(key, now)
+    async def record(
+        self: MemoryBackend, event: CompletionEvent, now: float, *, keep: bool
+    ) -> bool:
+        called.append(event.dedupe_key)
+        return self._remember(event.dedupe_key, now)
 
-    monkeypatch.setattr(MemoryBackend, "remember", remember)
+    monkeypatch.setattr(MemoryBackend, "record", record)
     hub = CompletionHub()
     assert await hub.deliver(event("req-1", "wh-1")) is True
     assert await hub.deliver(event("req-1", "wh-1")) is False

@@ -61,15 +61,15 @@ async def test_a_waiter_whose_lookup_failed_is_still_woken_by_a_delivery(
     assert await waiter == event()
 
 
-async def test_a_failed_remember_still_wakes_this_hubs_waiters_then_raises(
+async def test_a_failed_record_still_wakes_this_hubs_waiters_then_raises(
     linked: tuple[CompletionHub, LinkedBackend],
 ) -> None:
-    """remember raising: the local waiter is resolved, and deliver raises the store's error."""
+    """record raising: the local waiter is resolved, and deliver raises the store's error."""
     hub, backend = linked
     waiter = asyncio.create_task(hub.wait("req-1", timeout=2))
     await asyncio.sleep(0.01)
-    backend.fail.add("remember")
-    with pytest.raises(ConnectionError, match="store unreachable during remember"):
+    backend.fail.add("record")
+    with pytest.raises(ConnectionError, match="store unreachable during record"):
         await hub.deliver(event())
     assert await waiter == event()
 
@@ -79,7 +79,7 @@ async def test_the_receiver_answers_503_when_the_store_fails(
 ) -> None:
     """A webhook the hub cannot share is answered 503 (retried by Upscale), not 500; logged."""
     hub, backend = linked
-    backend.fail.add("remember")
+    backend.fail.add("record")
     async with (
         WebhookReceiver(hub, verifier=StandardWebhooksVerifier(SECRET)) as rx,
         aiohttp.ClientSession() as session,
@@ -96,13 +96,13 @@ async def test_the_receiver_answers_503_when_the_store_fails(
     )
     assert (await waiter).secure_request_id == "req-1"
     assert "webhook for req-1 answered 503, to be retried by its sender" in caplog.text
-    assert "ConnectionError: a: store unreachable during remember" in caplog.text
+    assert "ConnectionError: a: store unreachable during record" in caplog.text
 
 
 async def test_await_completion_polls_when_the_store_cannot_be_reached() -> None:
     """With every store call failing, await_completion still completes, by its fallback poll."""
     backend = LinkedBackend(SharedStore(), "a")
-    backend.fail.update({"take", "remember", "keep", "publish"})
+    backend.fail.update({"take", "record", "keep"})
     async with (
         CompletionHub(backend=backend) as hub,
         Emulator(webhook_secret=None) as emu,

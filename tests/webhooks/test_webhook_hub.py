@@ -287,9 +287,9 @@ async def test_memory_backend_subclass_coroutines_are_used() -> None:
     class Counting(MemoryBackend):
         __slots__ = ()
 
-        async def remember(self, key: str, now: float) -> bool:
-            calls.append("remember")
-            return await super().remember(key, now)
+        async def record(self, event: CompletionEvent, now: float, *, keep: bool) -> bool:
+            calls.append(f"record keep={keep}")
+            return await super().record(event, now, keep=keep)
 
         async def keep(self, event: CompletionEvent, now: float) -> None:
             calls.append("keep")
@@ -299,7 +299,7 @@ async def test_memory_backend_subclass_coroutines_are_used() -> None:
     assert await hub.deliver(event()) is True
     assert await hub.deliver(event()) is False
     assert await hub.wait("req-1", timeout=1) == event()
-    assert calls == ["remember", "keep", "remember"]
+    assert calls == ["record keep=True", "record keep=True"]
 
 
 def test_bad_backend_settings_rejected() -> None:

@@ -110,7 +110,7 @@ async def test_announcement_during_take_is_not_lost(pair: Pair) -> None:
 async def test_waiter_registered_while_keep_is_in_flight_is_resolved(pair: Pair) -> None:
     """A waiter that looks while the hub is still storing the event is resolved after the store."""
     hub_a, hub_b, a, _ = pair
-    hold = a.hold_before["keep"] = Hold()  # A has no waiter yet; its keep has not landed
+    hold = a.hold_before["record"] = Hold()  # A has no waiter yet; its record has not landed
     delivery = asyncio.create_task(hub_a.deliver(event()))
     await hold.reached.wait()
     waiter = asyncio.create_task(hub_a.wait("req-1", timeout=2))
@@ -120,6 +120,26 @@ async def test_waiter_registered_while_keep_is_in_flight_is_resolved(pair: Pair)
     hold.released.set()
     assert await delivery is True
     assert await waiter == event()
+    assert await empty(hub_a, hub_b)
+
+
+async def test_event_is_kept_when_the_waiters_leave_while_record_is_in_flight(
+    pair: Pair,
+) -> None:
+    """A waiter here when the delivery came (so the event was not kept) but gone when ``record``
+    answered (its timeout): the event is kept after all, for the next waiter on any hub."""
+    hub_a, hub_b, a, _ = pair
+    waiter = asyncio.create_task(hub_a.wait("req-1", timeout=2))
+    await asyncio.sleep(0.01)
+    hold = a.hold_after["record"] = Hold()  # recorded, keep=False: a waiter was here
+    delivery = asyncio.create_task(hub_a.deliver(event()))
+    await hold.reached.wait()
+    waiter.cancel()  # it leaves before the answer
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    hold.released.set()
+    assert await delivery is True
+    assert await hub_b.wait("req-1", timeout=1) == event()
     assert await empty(hub_a, hub_b)
 
 

@@ -3,22 +3,24 @@
 A delivery received by any replica wakes every waiter for its id on every replica sharing the
 namespace. What lives in Redis, under ``{namespace}:completion:``:
 
-- ``seen:<dedupe key>``: one key per delivery seen, written with ``SET NX PX ttl``, so a
-  redelivery that lands on another replica is a duplicate there too (one atomic set-if-absent).
+- ``seen:<dedupe key>``: one key per delivery seen, set if absent (``SET NX PX ttl``) by the
+  ``record`` script, so a redelivery that lands on another replica is a duplicate there too.
 - ``events`` (a hash: id -> event JSON), ``order`` (a sorted set: id -> time stored, from the
   Redis server's clock) and ``bytes`` (their total size): the early events nobody waited for
   yet. ``keep`` and ``take`` are Lua scripts, so the TTL, the count bound (``max_events``) and
   the byte bound (``max_event_bytes``, the bytes of the stored JSON) hold atomically whatever
   the replicas do at once; the oldest event is evicted first, and each call drops up to 1,000
   expired ones. The three keys expire together ``ttl`` after the last ``keep``.
-- the channel ``announce``: ``publish`` sends each new delivery there; every other replica's
-  subscription announces it to its hub, and a hub that had waiters consumes the stored copy.
+- the channel ``announce``: ``record`` publishes each new delivery there; every other
+  replica's subscription announces it to its hub, and a hub that had waiters consumes the
+  stored copy.
 
-Round trips: a delivery costs the receiving replica two, ``SET NX`` and then one script that
-keeps the event and publishes it (so no replica hears of an event it cannot take yet), or a
-plain PUBLISH when it woke a waiter of its own. Lookups (each waiter's ``take``, and the
-consuming of announced events) wait in a queue and go many ids per script call, so a burst of
-waiters needs one connection, not one each.
+Round trips: a delivery costs the receiving replica one, the ``record`` script: ``SET NX`` on
+its delivery key and, when the key is new, keeping the event (when no waiter of that replica
+wants it) and publishing it, atomically (so no replica hears of an event it cannot take yet, and
+a crash cannot leave a delivery remembered but neither kept nor announced). Lookups (each
+waiter's ``take``, and the consuming of announced events) wait in a queue and go many ids per
+script call, so a burst of waiters needs one connection, not one each.
 
 Publish/subscribe rather than streams, measured (this machine, Redis 7.0, one publisher and one
 reader, 3,000 messages at 1,000/s, twice): the latency from send to read was the same (p50
@@ -138,15 +140,17 @@ return 1 + evicted
 end
 """
 _KEEP = _PRELUDE + _KEEP_BODY + "return keep(ARGV[2], ARGV[3])\n"
-# The same, then PUBLISH ARGV[6] (the channel) the body: a delivery kept and announced in one
-# round trip, and announced only once it is kept.
-_KEEP_PUBLISH = (
+# One delivery. KEYS: events, order, bytes, the delivery key. ARGV: ttl ms, id, body, max events,
+# max bytes, the channel, "1" to keep the event. Returns 0 for a duplicate (nothing changed),
+# else 1: the key set, the event kept when asked and published, all or nothing.
+_RECORD = (
     _PRELUDE
     + _KEEP_BODY
     + """
-local kept = keep(ARGV[2], ARGV[3])
+if not redis.call('SET', KEYS[4], 1, 'NX', 'PX', ttl) then return 0 end
+if ARGV[7] == '1' then keep(ARGV[2], ARGV[3]) end
 redis.call('PUBLISH', ARGV[6], ARGV[3])
-return kept
+return 1
 """
 )
 # KEYS: events, order, bytes. ARGV: ttl ms, then the ids. Returns each id's live body, or nil.
@@ -306,6 +310,9 @@ class RedisBackend:
         self._channel = prefix + "announce"
         self._ttl_ms = max(1, round(self.ttl * 1000))
         self._sender = uuid.uuid4().hex
+        # What this backend's own announcements start with (``_encode`` writes the sender
+        # first): the subscription skips them without parsing.
+        self._own_prefix = orjson.dumps({"s": self._sender})[:-1]
         self._scripts: dict[str, Any] = {}
         self._errors: tuple[type[BaseException], ...] = (OSError,)
         self._link: _Link | None = None
@@ -316,11 +323,6 @@ class RedisBackend:
         # (id, the take's future, or None to consume the copy of an event announced here).
         self._takes: list[tuple[str, asyncio.Future[bytes | None] | None]] = []
         self._take_ready: asyncio.Event | None = None
-        # Events ``keep`` was given, not yet written: the ``publish`` that follows in the hub's
-        # ``deliver`` writes and announces each in one script; ``_take_loop`` writes any other
-        # (an event re-kept after its waiter left), and ``_writing`` says which it is writing.
-        self._kept: dict[str, bytes] = {}
-        self._writing: dict[str, asyncio.Future[None]] = {}
         self._commands: asyncio.Semaphore | None = None  # bounds the pool's connections in use
         self._sweep = False
         self._wake: asyncio.Event | None = None
@@ -364,7 +366,7 @@ class RedisBackend:
                 name: client.register_script(source)
                 for name, source in (
                     ("keep", _KEEP),
-                    ("keep_publish", _KEEP_PUBLISH),
+                    ("record", _RECORD),
                     ("take", _TAKE),
                     ("count", _COUNT),
                 )
@@ -420,11 +422,6 @@ class RedisBackend:
         Idempotent; the events and delivery keys kept in Redis stay for the other replicas.
         """
         tasks, self._tasks = self._tasks, []
-        if self._kept and self._client is not None:  # not announced: still kept for the others
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(self.timeout):
-                    while self._kept:
-                        await self._write_kept()
         # Each loop also stops at its next turn when it sees ``_closing``: a cancellation that a
         # library call swallows (seen with redis-py inside a command) cannot leave aclose waiting.
         self._closing = True
@@ -514,6 +511,8 @@ class RedisBackend:
 
     def _heard(self, raw: bytes) -> None:
         """Announce another replica's delivery; a hub that had waiters consumes the copy."""
+        if raw.startswith(self._own_prefix):  # our own announcement, heard back
+            return
         try:
             sender, event = _decode(raw)
         except WebhookPayloadError as exc:
@@ -565,33 +564,10 @@ class RedisBackend:
         while not self._closing:
             await self._take_ready.wait()
             self._take_ready.clear()
-            while self._kept and not self._closing:
-                await self._write_kept()
             while self._takes and not self._closing:
                 batch = self._takes[:_SWEEP_CHUNK]
                 del self._takes[:_SWEEP_CHUNK]
                 await self._run_takes(batch)
-
-    async def _write_kept(self) -> None:
-        """Write one event that ``keep`` was given and no ``publish`` came for."""
-        secure_request_id = next(iter(self._kept))
-        body = self._kept.pop(secure_request_id)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._writing[secure_request_id] = done
-        try:
-            await self._keep_body(secure_request_id, body)
-        except Exception as exc:
-            self._log.warning(
-                "Redis at %s: could not keep the event of %s (%s: %s); a later waiter for it "
-                "falls back to polling",
-                self._shown,
-                secure_request_id,
-                type(exc).__name__,
-                exc,
-            )
-        finally:
-            del self._writing[secure_request_id]
-            done.set_result(None)
 
     async def _run_takes(
         self, batch: list[tuple[str, asyncio.Future[bytes | None] | None]]
@@ -701,70 +677,51 @@ class RedisBackend:
             url=self._shown,
         )
 
-    async def remember(self, key: str, now: float) -> bool:
-        """``SET NX PX ttl`` on the delivery key: True when no replica saw it within the TTL."""
-        self._check("remember")
-        assert self._client is not None
+    async def record(self, event: CompletionEvent, now: float, *, keep: bool) -> bool:
+        """One delivery, in one script (one round trip): True when no replica saw its key.
+
+        A new key is set (``SET NX PX ttl``), the event kept when ``keep`` (TTL and bounds) and
+        published on the namespace's channel, atomically: no replica hears of an event before
+        it can be taken, and a crash cannot leave the key set with the event neither kept nor
+        announced. A duplicate changes nothing.
+        """
+        self._check("record")
+        client, commands = self._client, self._commands
+        assert client is not None
+        assert commands is not None
+        body = _encode(event, self._sender)
+        limits = (self.max_events, self.max_event_bytes, self._channel, "1" if keep else "0")
+        args = [self._ttl_ms, event.secure_request_id, body, *limits]
+        try:
+            async with commands:
+                new = await self._scripts["record"](
+                    keys=[*self._keys, self._seen_prefix + event.dedupe_key],
+                    args=args,
+                    client=client,
+                )
+        except self._errors as exc:
+            raise self._unavailable("record", f"{type(exc).__name__}: {exc}") from exc
+        return bool(new)
+
+    async def keep(self, event: CompletionEvent, now: float) -> None:
+        """Keep an event in Redis for any replica's next waiter (TTL and bounds)."""
+        self._check("keep")
         assert self._commands is not None
         try:
             async with self._commands:
-                new = await self._client.set(self._seen_prefix + key, 1, nx=True, px=self._ttl_ms)
-            return bool(new)
+                await self._keep_body(event.secure_request_id, _encode(event, self._sender))
         except self._errors as exc:
-            raise self._unavailable("remember", f"{type(exc).__name__}: {exc}") from exc
-
-    async def keep(self, event: CompletionEvent, now: float) -> None:
-        """Keep an early event in Redis for any replica's next waiter (TTL and bounds).
-
-        It is written with the announcement, by the :meth:`publish` that follows in the hub's
-        ``deliver`` (one round trip for both), or else at once in the background.
-        """
-        self._check("keep")
-        assert self._take_ready is not None
-        self._kept[event.secure_request_id] = _encode(event, self._sender)
-        self._take_ready.set()
+            raise self._unavailable("keep", f"{type(exc).__name__}: {exc}") from exc
 
     async def take(self, secure_request_id: str, now: float) -> CompletionEvent | None:
         """Remove and return the live event kept for this id by any replica, if there is one."""
         self._check("take")
         assert self._take_ready is not None
-        kept = self._kept.pop(secure_request_id, None)
-        if kept is not None:  # given to keep a moment ago, not written yet: ours to consume
-            return _decode(kept)[1]
         future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
         self._takes.append((secure_request_id, future))
         self._take_ready.set()
         body = await future  # see _take_loop: many lookups share one script call
         return None if body is None else _decode(body)[1]
-
-    async def publish(self, event: CompletionEvent) -> None:
-        """Announce the delivery on the namespace's channel to every other replica.
-
-        An event just given to :meth:`keep` is written and announced by one script, so no
-        replica hears of it before it can be taken.
-        """
-        self._check("publish")
-        client, commands = self._client, self._commands
-        assert client is not None
-        assert commands is not None
-        request_id = event.secure_request_id
-        body = self._kept.pop(request_id, None)
-        try:
-            async with commands:
-                if body is not None:
-                    await self._scripts["keep_publish"](
-                        keys=self._keys,
-                        args=[self._ttl_ms, request_id, body, self.max_events,
-                              self.max_event_bytes, self._channel],
-                        client=client,
-                    )  # fmt: skip
-                    return
-                writing = self._writing.get(request_id)
-                if writing is not None:  # the background write of its keep: announce after it
-                    await writing
-                await client.publish(self._channel, _encode(event, self._sender))
-        except self._errors as exc:
-            raise self._unavailable("publish", f"{type(exc).__name__}: {exc}") from exc
 
     async def counts(self, now: float) -> tuple[int, int]:
         """``(events kept, delivery keys remembered)`` in the namespace, across all replicas.

@@ -3,7 +3,7 @@
 Waiters are plain loop futures kept in a dict by ``secure_request_id``; the events that arrive
 before anyone waits, and the keys of deliveries already seen, live in a :class:`CompletionBackend`
 (in memory by default). The backend's methods are coroutines, so a shared store (Redis) can
-implement them without blocking the loop, and :meth:`CompletionBackend.publish` lets it wake
+implement them without blocking the loop, and :meth:`CompletionBackend.record` lets it wake
 the waiters of every other hub sharing it. asyncio only: aiohttp, which receives the webhooks,
 runs on asyncio.
 """
@@ -100,11 +100,12 @@ class CompletionBackend(Protocol):
     hub's clock, passed in so an in-process backend needs no clock of its own (a store with
     its own expiry may ignore it).
 
-    How the hub uses it, for one delivery: ``remember`` (a new key, or a duplicate to drop),
-    then the hub resolves its own waiters; when it had none it ``keep``\\ s the event; then it
-    ``publish``\\ es the event, always after ``keep``. A waiter registers its future first,
-    then calls ``take``: so whichever of ``take`` and the announcement comes second finds the
-    event, and no wake-up is lost while a call is in flight.
+    How the hub uses it, for one delivery: one ``record`` call, which remembers the delivery
+    key, keeps the event when nobody waits for it on this hub, and announces it to the other
+    hubs, atomically (a duplicate changes nothing); then the hub resolves its own waiters. A
+    waiter registers its future first, then calls ``take``: so whichever of ``take`` and the
+    announcement comes second finds the event, and no wake-up is lost while a call is in
+    flight.
     """
 
     needs_open: bool
@@ -120,27 +121,25 @@ class CompletionBackend(Protocol):
         """Unsubscribe and disconnect; ``link`` is no longer called. Idempotent."""
         ...
 
-    async def remember(self, key: str, now: float) -> bool:
-        """Record a delivery key; True when it was not seen before (within the TTL).
+    async def record(self, event: CompletionEvent, now: float, *, keep: bool) -> bool:
+        """Record one delivery; True when it is new, False for a duplicate (changes nothing).
 
-        Across hubs sharing the store this must be one atomic set-if-absent.
+        New means ``event.dedupe_key`` was not seen within the TTL: the key is remembered, the
+        event is kept when ``keep`` (nobody waits for it on the calling hub; it replaces one
+        kept for the same id), and it is announced to every other hub sharing the store
+        (through their links; a hub whose waiters it resolved consumes the kept copy). Across
+        hubs sharing the store this must be atomic: a crash part-way must not leave the key
+        remembered and the event neither kept nor announced (the sender's retry would then be
+        dropped as a duplicate). A backend that serves one hub announces nothing.
         """
         ...
 
     async def keep(self, event: CompletionEvent, now: float) -> None:
-        """Keep an event that nobody waits for yet (replacing one for the same id)."""
+        """Keep an event that nobody waits for any more (replacing one for the same id)."""
         ...
 
     async def take(self, secure_request_id: str, now: float) -> CompletionEvent | None:
         """Remove and return the kept event for this id, if there is a live one."""
-        ...
-
-    async def publish(self, event: CompletionEvent) -> None:
-        """Announce a new delivery to every other hub sharing the store (via their links).
-
-        Called after ``keep``. A backend that serves one hub does nothing; one whose own
-        subscription also hears the message may announce it to its own hub too (harmless).
-        """
         ...
 
     async def counts(self, now: float) -> tuple[int, int]:
@@ -156,7 +155,7 @@ class MemoryBackend:
     many small ones; the oldest is evicted first, and an event larger than the whole byte
     bound is not kept.
 
-    It serves one hub, needs no opening, and its :meth:`publish` does nothing (no other hub
+    It serves one hub, needs no opening, and :meth:`record` announces nothing (no other hub
     shares it). Evicting an early event is harmless: its waiter, when it comes, falls back to
     polling. Forgetting a delivery key is harmless too: a late redelivery is then treated as
     new, and completion is confirmed by ``retrieve_messages`` anyway.
@@ -224,9 +223,15 @@ class MemoryBackend:
     async def aclose(self) -> None:
         """Nothing to disconnect; the events and keys kept stay for the next opening."""
 
-    async def remember(self, key: str, now: float) -> bool:
-        """Record a delivery key; True when it was not seen within the TTL."""
-        return self._remember(key, now)
+    async def record(self, event: CompletionEvent, now: float, *, keep: bool) -> bool:
+        """Remember ``event.dedupe_key`` and, when ``keep``, keep the event; True when the key
+        was not seen within the TTL (a duplicate changes nothing). Announces nothing: no other
+        hub shares an in-process store."""
+        if not self._remember(event.dedupe_key, now):
+            return False
+        if keep:
+            self._keep(event, now)
+        return True
 
     async def keep(self, event: CompletionEvent, now: float) -> None:
         """Keep an early event for the TTL, evicting the oldest past ``max_events``."""
@@ -265,9 +270,6 @@ class MemoryBackend:
             return None
         self._event_bytes -= entry[2]
         return entry[1]
-
-    async def publish(self, event: CompletionEvent) -> None:
-        """Do nothing: no other hub shares an in-process store."""
 
     async def counts(self, now: float) -> tuple[int, int]:
         """``(events kept, delivery keys remembered)``, after dropping expired entries."""
@@ -445,9 +447,10 @@ class CompletionHub:
     async def deliver(self, event: CompletionEvent) -> bool:
         """Hand an event to the hub; True when it was new, False for a duplicate delivery.
 
-        Resolves every waiter for ``event.secure_request_id``, or keeps the event for the
-        next one when nobody waits here; then announces it to the other hubs sharing the
-        backend. Call it from the hub's event loop. Raises ``RuntimeError`` when the backend
+        Records it with the backend (one call: the delivery key is remembered, the event is
+        kept for the next waiter when nobody waits here, and it is announced to the other
+        hubs sharing the backend), then resolves every waiter for ``event.secure_request_id``
+        here. Call it from the hub's event loop. Raises ``RuntimeError`` when the backend
         needs opening and the hub is not open.
 
         When a backend call raises (a shared store that cannot be reached), this hub's own
@@ -456,7 +459,7 @@ class CompletionHub:
         store is back.
         """
         memory = self._memory
-        if memory is not None:  # the same steps, none of which can suspend; publish is a no-op
+        if memory is not None:  # record's steps, none of which can suspend; nothing to announce
             now = self._clock()
             if not memory._remember(event.dedupe_key, now):
                 return False
@@ -467,8 +470,10 @@ class CompletionHub:
             raise self._not_open()
         backend = self._backend
         now = self._clock()
+        request_id = event.secure_request_id
+        waiting = request_id in self._waiters
         try:
-            new = await backend.remember(event.dedupe_key, now)
+            new = await backend.record(event, now, keep=not waiting)
         except BaseException:
             # The store cannot be reached (or the call was cancelled): the event is not
             # shared, but this hub's own waiters still wake (retrieve confirms completion).
@@ -477,13 +482,15 @@ class CompletionHub:
             raise
         if not new:
             return False
-        if not self._resolve(event):
-            await backend.keep(event, now)
-            # A waiter that registered while ``keep`` was in flight may have looked before the
-            # event was stored: resolve it now, and consume the copy just kept.
-            if self._resolve(event):
-                await backend.take(event.secure_request_id, now)
-        await backend.publish(event)
+        if self._resolve(event):
+            if not waiting:
+                # A waiter that registered while ``record`` was in flight may have looked
+                # before the event was stored: it is resolved now; consume the copy just kept.
+                await backend.take(request_id, now)
+        elif waiting:
+            # The waiters left (timeout, cancellation) while ``record`` was in flight, so the
+            # event was not kept: keep it for the next waiter.
+            await self._keep_rescued(event)
         return True
 
     async def wait(self, secure_request_id: str, timeout: float | None = None) -> CompletionEvent:
