@@ -9,7 +9,6 @@ computed in one place, :func:`standard_signature`; :func:`sign_standard` and
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 
 __all__ = ["decode_secret", "sign_standard", "standard_headers", "standard_signature"]
@@ -37,7 +36,7 @@ def standard_signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> 
     a replay under a mangled id would verify as a new delivery. Verifiers refuse such ids first.
     """
     signed = b"%s.%d.%s" % (msg_id.encode("utf-8"), timestamp, body)
-    return hmac.new(key, signed, hashlib.sha256).digest()
+    return hmac.digest(key, signed, "sha256")  # OpenSSL's one-shot HMAC: no Python object
 
 
 def sign_standard(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
