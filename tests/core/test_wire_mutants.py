@@ -95,3 +95,26 @@ def test_message_types_of_a_template_are_read_not_kept_as_extra() -> None:
     [template] = structure_sequences({"sequences": [{"message_types": ["connection_request"]}]})
     assert [s.message_type for s in template.steps] == ["connection_request"]
     assert template.extra == {}
+
+
+def test_a_sequence_step_without_a_number_takes_its_position() -> None:
+    """get_sequences: a step object with no (or an odd) ``step`` is numbered by its position."""
+    [template] = structure_sequences(
+        {
+            "sequences": [
+                {
+                    "steps": [
+                        {"step": 1, "messageType": "connection_request"},
+                        {"messageType": "first_follow_up", "wait_days": 3},
+                        {"step": "x", "messageType": "second_follow_up"},
+                    ]
+                }
+            ]
+        }
+    )
+    assert [step.step for step in template.steps] == [1, 2, 3]
+    assert [step.message_type for step in template.steps] == [
+        "connection_request",
+        "first_follow_up",
+        "second_follow_up",
+    ]
