@@ -440,3 +440,28 @@ async def test_each_stop_says_why_in_its_message() -> None:
     with pytest.raises(BatchInterruptedError) as info:
         await run(Ledger(), sample_leads(20), faults=[Fault.http(401)])
     assert " leads: the API key was refused (401) (AuthenticationError: " in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "kept"),
+    [
+        # The first reason wins...
+        (StopReason.SERVICE_UNAVAILABLE, StopReason.AUTHENTICATION, StopReason.SERVICE_UNAVAILABLE),
+        (StopReason.SOURCE_ERROR, StopReason.INSUFFICIENT_CREDITS, StopReason.SOURCE_ERROR),
+        (StopReason.INSUFFICIENT_CREDITS, StopReason.SERVICE_UNAVAILABLE,
+         StopReason.INSUFFICIENT_CREDITS),
+        # ...but a 401 after a 402: the key must be fixed before credits matter.
+        (StopReason.INSUFFICIENT_CREDITS, StopReason.AUTHENTICATION, StopReason.AUTHENTICATION),
+    ],
+)  # fmt: skip
+def test_the_first_stop_reason_wins_except_a_401_after_a_402(
+    first: StopReason, then: StopReason, kept: StopReason
+) -> None:
+    """_Batch.stopping keeps the first reason and its cause; only 401 replaces 402."""
+    batch = batch_module._Batch.__new__(batch_module._Batch)
+    batch.stop, batch.cause = None, None
+    causes = {first: RuntimeError("first"), then: RuntimeError("then")}
+    batch.stopping(first, causes[first])
+    batch.stopping(then, causes[then])
+    assert batch.stop is kept
+    assert batch.cause is causes[kept]
