@@ -33,7 +33,7 @@ from upscale_async import (
     UpscaleClient,
 )
 from upscale_async._ledger import Chunk, ChunkClaim, ClaimState, campaign_key, chunk_digest
-from upscale_async.emulator import Emulator, Fault
+from upscale_async.emulator import Emulator, Fault, FaultPlan
 from upscale_async.testing import make_campaign, sample_leads
 
 ONE_WORKER = BatchPolicy(chunk_size=10, concurrency=1)
@@ -117,7 +117,11 @@ async def test_credits_and_a_ledger_together_are_refused() -> None:
     """credits= with ledger=: a ValueError naming both and how to keep the batch resumable."""
     with pytest.raises(ValueError, match="credits=") as info:
         await run(Ledger(), [], credits=CreditPolicy())
-    assert str(info.value).startswith("credits= cannot be combined with ledger= yet: ")
+    assert str(info.value) == (
+        "credits= cannot be combined with ledger= yet: a ledger names each chunk by its "
+        "fixed leads, and the credit gate cuts chunks to the credits left; run the batch "
+        "with one of them (a BatchJournal's record as on_accepted= keeps it resumable)"
+    )
 
 
 # -- chunks held elsewhere, failed chunks, the digest --------------------------------------
@@ -465,3 +469,70 @@ def test_the_first_stop_reason_wins_except_a_401_after_a_402(
     batch.stopping(then, causes[then])
     assert batch.stop is kept
     assert batch.cause is causes[kept]
+
+
+# -- chunks in flight, and no pull after a stop (ledger workers) ----------------------------
+
+
+async def test_a_ledger_batch_counts_its_chunks_in_flight() -> None:
+    """Progress with a ledger counts the chunks in flight: the other worker's, none at the end."""
+    seen: list[int] = []
+    policy = BatchPolicy(chunk_size=10, concurrency=2)
+    result, _ = await run(
+        Ledger(),
+        sample_leads(60),
+        policy,
+        faults=FaultPlan(rate=1.0, choices=[Fault.slow(0.05)]),
+        on_progress=lambda p: seen.append(p.chunks_in_flight),
+    )
+    assert result.accepted_count == 60
+    assert min(seen) == 0
+    assert max(seen) == 1  # reported as each chunk ends: the other one is still in flight
+    assert seen[-1] == 0
+
+
+class FlakyLeads:
+    """An async lead source, slow per lead, that raises once at ``fail_at`` and then goes on
+    (as a flaky network source might); counts the leads asked for after it raised."""
+
+    def __init__(self, total: int, fail_at: int) -> None:
+        self.leads = sample_leads(total)
+        self.fail_at = fail_at
+        self.next = 0
+        self.failed = False
+        self.asked_after_failure = 0
+
+    def __aiter__(self) -> FlakyLeads:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        await anyio.sleep(0.01)
+        if self.failed:
+            self.asked_after_failure += 1
+        if self.next >= len(self.leads):
+            raise StopAsyncIteration
+        i, self.next = self.next, self.next + 1
+        if i == self.fail_at and not self.failed:
+            self.failed = True
+            raise OSError("source went away")
+        return self.leads[i]
+
+
+@pytest.mark.parametrize("ledger", [None, "fake"])
+async def test_no_worker_pulls_leads_once_the_source_failed(ledger: str | None) -> None:
+    """A worker waiting for its turn to pull when the other's pull fails pulls nothing more:
+    the leads already pulled are handed back, and the source is not asked again."""
+    source = FlakyLeads(40, fail_at=15)
+    with pytest.raises(BatchInterruptedError) as info:
+        await run(
+            Ledger() if ledger else None,
+            source,
+            BatchPolicy(chunk_size=10, concurrency=2),
+        )
+    partial = info.value.partial
+    assert info.value.reason is StopReason.SOURCE_ERROR
+    assert source.asked_after_failure == 0
+    assert partial.accepted_count == 10
+    assert [lead["automation_tool_lead_id"] for lead in partial.not_submitted] == [
+        f"lead_{i:06d}" for i in range(10, 15)
+    ]
