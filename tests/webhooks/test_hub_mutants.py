@@ -125,6 +125,28 @@ async def test_failed_store_lookups_are_logged_at_most_ten_times_a_second(
     assert len(lines) == 10
 
 
+async def test_the_store_error_log_opens_again_after_one_second(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The ten-lines window is one second: a failure 1.2 s after a full window is written."""
+    hub = CompletionHub(backend=FailingTake())
+
+    async def fail(prefix: str, n: int) -> None:
+        waiters = [asyncio.create_task(hub.wait(f"{prefix}{i}", timeout=5)) for i in range(n)]
+        await asyncio.sleep(0.02)
+        for i in range(n):
+            await hub.deliver(event(f"{prefix}{i}", f"wh-{prefix}{i}"))
+        await asyncio.wait_for(asyncio.gather(*waiters), 5)
+
+    with caplog.at_level(logging.WARNING, logger="upscale_async.webhooks"):
+        await fail("a-", 12)  # ten written, two suppressed
+        await asyncio.sleep(1.2)  # past one second: a new window (two seconds would not be)
+        await fail("b-", 1)
+    lines = [r.getMessage() for r in caplog.records if "completion store failed" in r.getMessage()]
+    assert len(lines) == 11
+    assert "b-0" in lines[-1]
+
+
 async def test_a_failed_record_still_wakes_local_waiters_and_raises() -> None:
     """A store that cannot record the delivery raises, after this hub's waiters are resolved."""
     hub = CompletionHub(backend=FailingRecord())
