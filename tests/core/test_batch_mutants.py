@@ -30,6 +30,7 @@ from upscale_async import (
     CreditPolicy,
     RetryPolicy,
     StopReason,
+    Telemetry,
     UpscaleClient,
 )
 from upscale_async._ledger import Chunk, ChunkClaim, ClaimState, campaign_key, chunk_digest
@@ -474,12 +475,14 @@ def test_the_first_stop_reason_wins_except_a_401_after_a_402(
 # -- chunks in flight, and no pull after a stop (ledger workers) ----------------------------
 
 
-async def test_a_ledger_batch_counts_its_chunks_in_flight() -> None:
-    """Progress with a ledger counts the chunks in flight: the other worker's, none at the end."""
+@pytest.mark.parametrize("ledger", [None, "fake"])
+async def test_a_batch_counts_its_chunks_in_flight(ledger: str | None) -> None:
+    """Progress counts the chunks in flight (with a ledger or not): the other worker's as one
+    ends, none at the end."""
     seen: list[int] = []
     policy = BatchPolicy(chunk_size=10, concurrency=2)
     result, _ = await run(
-        Ledger(),
+        Ledger() if ledger else None,
         sample_leads(60),
         policy,
         faults=FaultPlan(rate=1.0, choices=[Fault.slow(0.05)]),
@@ -536,3 +539,68 @@ async def test_no_worker_pulls_leads_once_the_source_failed(ledger: str | None) 
     assert [lead["automation_tool_lead_id"] for lead in partial.not_submitted] == [
         f"lead_{i:06d}" for i in range(10, 15)
     ]
+
+
+class CountingLeads:
+    """A lead source (sync or async) that counts the leads asked for after it said it ended."""
+
+    def __init__(self, total: int) -> None:
+        self.leads = iter(sample_leads(total))
+        self.asked_after_end = 0
+        self.ended = False
+
+    def _next(self) -> dict[str, Any]:
+        if self.ended:
+            self.asked_after_end += 1
+        try:
+            return next(self.leads)
+        except StopIteration:
+            self.ended = True
+            raise
+
+    def __iter__(self) -> CountingLeads:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        return self._next()
+
+    def __aiter__(self) -> CountingLeads:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        await anyio.lowlevel.checkpoint()
+        try:
+            return self._next()
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_an_ended_source_is_not_asked_again(kind: str) -> None:
+    """Once one worker finds the source ended, the other workers do not ask it again: the
+    short last chunk asks past the end once, and the pull that comes back empty once more."""
+    source = CountingLeads(25)
+    leads = iter(source) if kind == "sync" else source.__aiter__()
+    result, _ = await run(None, leads, BatchPolicy(chunk_size=10, concurrency=4))
+    assert result.accepted_count == 25
+    assert source.asked_after_end == 1
+
+
+class Spans(Telemetry):
+    """A Telemetry that notes each chunk span's (start, size)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[int, int]] = []
+
+    def chunk(self, start: int, size: int) -> Any:
+        self.chunks.append((start, size))
+        return super().chunk(start, size)
+
+
+async def test_each_chunk_span_carries_its_first_index_and_size() -> None:
+    """The telemetry span around a chunk's POST names its first lead's index and its size."""
+    spans = Spans()
+    async with Emulator(webhook_secret=None) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url, telemetry=spans) as client:
+            await client.submit_batch(make_campaign(), sample_leads(25), batch=ONE_WORKER)
+    assert spans.chunks == [(0, 10), (10, 10), (20, 5)]

@@ -221,3 +221,37 @@ async def test_a_hook_that_says_go_on_without_credits_is_asked_at_most_once_a_se
         assert asked[2] - asked[1] >= 0.9
         assert emu.state.endpoint_counts[GENERATE] == 0
         assert emu.state.endpoint_counts["account"] <= 4
+
+
+async def test_a_chunk_that_failed_is_counted_as_spent_so_no_chunk_meets_a_402() -> None:
+    """A chunk charged but unanswered (the connection dropped after processing) counts against
+    the credits: the chunks after it stay within what is left, and none is answered 402."""
+    from upscale_async import EventHooks, ResponseEvent, RetryPolicy
+    from upscale_async.emulator import Fault
+
+    statuses: list[int | None] = []
+
+    def seen(event: ResponseEvent) -> None:
+        if event.path.endswith(GENERATE):
+            statuses.append(event.status)
+
+    async with Emulator(credits=400, webhook_secret=None) as emu:
+        emu.faults.set(GENERATE, [Fault.drop_after()])
+        async with UpscaleClient(
+            emu.api_key,
+            base_url=emu.base_url,
+            retry=RetryPolicy(attempts=1),
+            hooks=EventHooks(on_response=seen),
+        ) as client:
+            with pytest.raises(BatchInterruptedError) as info:
+                await client.submit_batch(
+                    campaign(),
+                    _leads(250),
+                    batch=BatchPolicy(chunk_size=50, concurrency=1),
+                    credits=CreditPolicy(),
+                )
+    batch = info.value.partial
+    assert info.value.reason is StopReason.INSUFFICIENT_CREDITS
+    assert (batch.accepted_count, batch.failed_count, batch.not_submitted_count) == (150, 50, 50)
+    assert 402 not in statuses
+    assert statuses == [None, 200, 200, 200]
