@@ -604,3 +604,23 @@ async def test_each_chunk_span_carries_its_first_index_and_size() -> None:
         async with UpscaleClient(emu.api_key, base_url=emu.base_url, telemetry=spans) as client:
             await client.submit_batch(make_campaign(), sample_leads(25), batch=ONE_WORKER)
     assert spans.chunks == [(0, 10), (10, 10), (20, 5)]
+
+
+async def test_a_chunk_cancelled_in_flight_is_failed_saying_it_may_have_been_accepted() -> None:
+    """Cancelled while its chunk is posted, the batch records that chunk as failed: its leads
+    and first index, no status, and a message saying resubmitting is safe."""
+    into = BatchSubmission()
+    leads = sample_leads(20)
+    async with Emulator(webhook_secret=None) as emu:
+        emu.faults.set("request_message_generation", [None, Fault.slow(5.0)])
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
+            with anyio.move_on_after(1.0):
+                await client.submit_batch(make_campaign(), leads, batch=ONE_WORKER, into=into)
+    assert into.accepted_count == 10
+    [failed] = into.failed
+    assert failed.leads == tuple(leads[10:])
+    assert failed.error == (
+        "cancelled while in flight: Upscale may or may not have accepted these leads; "
+        "resubmitting them is safe (the API deduplicates)"
+    )
+    assert (failed.error_type, failed.status, failed.first_index) == ("Cancelled", None, 10)
