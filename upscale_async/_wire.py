@@ -162,8 +162,8 @@ def _lead_results(leads_data: list[Any]) -> tuple[LeadMessages, ...]:
     return tuple(out)
 
 
-def _metadata(data: Any, fallback_id: str | None) -> RetrievalMetadata:
-    meta = _object(data, "metadata")
+def _metadata(meta: dict[str, Any], fallback_id: str | None) -> RetrievalMetadata:
+    """The ``metadata`` object (``structure_retrieved`` checked that it is one), read."""
     values: dict[str, Any] = {}
     for key, value in meta.items():
         values[_META_ALIASES.get(key, key)] = value

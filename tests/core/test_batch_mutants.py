@@ -624,3 +624,14 @@ async def test_a_chunk_cancelled_in_flight_is_failed_saying_it_may_have_been_acc
         "resubmitting them is safe (the API deduplicates)"
     )
     assert (failed.error_type, failed.status, failed.first_index) == ("Cancelled", None, 10)
+
+
+async def test_an_async_source_is_pulled_a_chunk_at_a_time() -> None:
+    """From an async source each request holds exactly chunk_size leads (the last the rest)."""
+
+    async def leads() -> Any:
+        for lead in sample_leads(25):
+            yield lead
+
+    result, _ = await run(None, leads())
+    assert [len(request.lead_ids) for request in result.accepted] == [10, 10, 5]

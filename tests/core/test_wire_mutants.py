@@ -49,6 +49,30 @@ METADATA = {
             id="step",
         ),
         pytest.param(
+            lambda: structure_retrieved({"metadata": [1], "campaign": {"leads_data": []}}),
+            "metadata should be a JSON object, got [1]",
+            [1],
+            id="metadata",
+        ),
+        pytest.param(
+            lambda: structure_retrieved(
+                {
+                    "metadata": {"request_message_generation_api_request_secure_request_id": 5},
+                    "campaign": {"leads_data": []},
+                }
+            ),
+            "metadata.request_message_generation_api_request_secure_request_id should be a "
+            "non-empty string, got 5",
+            5,
+            id="metadata-id",
+        ),
+        pytest.param(
+            lambda: structure_retrieved({"metadata": METADATA, "campaign": "x"}),
+            "campaign should be a JSON object, got 'x'",
+            "x",
+            id="campaign",
+        ),
+        pytest.param(
             lambda: structure_retrieved(
                 {"metadata": METADATA, "campaign": {"message_sequence": "x", "leads_data": []}}
             ),
@@ -118,3 +142,16 @@ def test_a_sequence_step_without_a_number_takes_its_position() -> None:
         "first_follow_up",
         "second_follow_up",
     ]
+
+
+def test_the_account_echoed_in_a_retrieve_answer_is_not_extra() -> None:
+    """metadata, account and campaign are read; only other top-level keys go to ``extra``."""
+    result = structure_retrieved(
+        {
+            "metadata": METADATA,
+            "account": {"plan_name": "pro"},
+            "campaign": {"leads_data": []},
+            "trace": "t-1",
+        }
+    )
+    assert result.extra == {"trace": "t-1"}
