@@ -28,6 +28,7 @@ from upscale_async import (
     BatchProgress,
     BatchSubmission,
     CreditPolicy,
+    Lead,
     RetryPolicy,
     StopReason,
     Telemetry,
@@ -635,3 +636,68 @@ async def test_an_async_source_is_pulled_a_chunk_at_a_time() -> None:
 
     result, _ = await run(None, leads())
     assert [len(request.lead_ids) for request in result.accepted] == [10, 10, 5]
+
+
+async def test_leads_that_take_the_slow_path_are_reported_as_the_objects_given() -> None:
+    """A chunk of Leads with an invalid one and a duplicate (checked lead by lead): the rejected
+    and the failed leads are the caller's own Lead objects, in input order."""
+    leads = [Lead(**d) for d in sample_leads(5)]
+    bad = Lead(**{**sample_leads(6)[5], "lead_linkedin": "not a url"})
+    dup = Lead(**sample_leads(1)[0])
+    result, _ = await run(None, [*leads, bad, dup], faults=[Fault.http(500)])
+    assert [(r.index, r.lead) for r in result.rejected] == [(5, bad), (6, dup)]
+    assert all(r.lead is lead for r, lead in zip(result.rejected, (bad, dup), strict=True))
+    [failed] = result.failed
+    assert all(a is b for a, b in zip(failed.leads, leads, strict=True))
+    assert len(failed.leads) == 5
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_after_a_402_the_rest_of_the_source_is_handed_back(kind: str) -> None:
+    """Stopped by a 402, the batch hands back every lead the source still had, in order."""
+    dicts = sample_leads(30)
+
+    async def async_leads() -> Any:
+        for lead in dicts:
+            yield lead
+
+    leads = iter(dicts) if kind == "sync" else async_leads()
+    with pytest.raises(BatchInterruptedError) as info:
+        await run(None, leads, faults=[Fault.http(402)])
+    assert info.value.reason is StopReason.INSUFFICIENT_CREDITS
+    assert info.value.partial.not_submitted == dicts
+
+
+async def test_a_source_that_fails_while_handed_back_keeps_what_it_gave() -> None:
+    """The source raises while the rest is drained after a 402: the batch then stops for the
+    source, and the leads it gave before raising are handed back too."""
+    dicts = sample_leads(30)
+
+    def leads() -> Any:
+        yield from dicts
+        raise OSError("source went away")
+
+    with pytest.raises(BatchInterruptedError) as info:
+        await run(None, leads(), faults=[Fault.http(402)])
+    assert info.value.reason is StopReason.SOURCE_ERROR
+    assert info.value.partial.not_submitted == dicts
+
+
+async def test_a_generator_source_reports_no_total() -> None:
+    """Progress from a source of unknown length (a generator) has total None."""
+    totals: list[int | None] = []
+    await run(
+        None, (lead for lead in sample_leads(15)), on_progress=lambda p: totals.append(p.total)
+    )
+    assert totals
+    assert set(totals) == {None}
+
+
+async def test_a_single_lead_given_as_the_source_is_refused_with_the_whole_message() -> None:
+    """A lone mapping as ``leads``: a TypeError saying to wrap it in a list."""
+    with pytest.raises(TypeError) as info:
+        await run(None, sample_leads(1)[0])
+    assert str(info.value) == (
+        "leads must be an iterable (list, iterator or async iterator) of leads, not a single "
+        "dict; wrap one lead in a list"
+    )
