@@ -588,10 +588,16 @@ async def test_an_ended_source_is_not_asked_again(kind: str) -> None:
 
 
 class Spans(Telemetry):
-    """A Telemetry that notes each chunk span's (start, size)."""
+    """A Telemetry that notes the batch span's (chunk_size, total) and each chunk span's
+    (start, size)."""
 
     def __init__(self) -> None:
+        self.batches: list[tuple[int, int | None]] = []
         self.chunks: list[tuple[int, int]] = []
+
+    def batch(self, chunk_size: int, total: int | None) -> Any:
+        self.batches.append((chunk_size, total))
+        return super().batch(chunk_size, total)
 
     def chunk(self, start: int, size: int) -> Any:
         self.chunks.append((start, size))
@@ -599,12 +605,14 @@ class Spans(Telemetry):
 
 
 async def test_each_chunk_span_carries_its_first_index_and_size() -> None:
-    """The telemetry span around a chunk's POST names its first lead's index and its size."""
+    """The telemetry span around a chunk's POST names its first lead's index and its size; the
+    batch span its chunk size and its lead count."""
     spans = Spans()
     async with Emulator(webhook_secret=None) as emu:
         async with UpscaleClient(emu.api_key, base_url=emu.base_url, telemetry=spans) as client:
             await client.submit_batch(make_campaign(), sample_leads(25), batch=ONE_WORKER)
     assert spans.chunks == [(0, 10), (10, 10), (20, 5)]
+    assert spans.batches == [(10, 25)]
 
 
 async def test_a_chunk_cancelled_in_flight_is_failed_saying_it_may_have_been_accepted() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from upscale_async import Account, ResponseValidationError
+from upscale_async import Account, GenerationAccepted, ResponseValidationError
 from upscale_async._wire import structure, structure_retrieved, structure_sequences
 
 PREFIX = "unexpected response from the Upscale API: "
@@ -29,6 +29,12 @@ METADATA = {
             "the body should be a JSON object, got [1]",
             [1],
             id="account",
+        ),
+        pytest.param(
+            lambda: structure([1], GenerationAccepted),
+            "the body should be a JSON object, got [1]",
+            [1],
+            id="accepted",
         ),
         pytest.param(
             lambda: structure_sequences({"sequences": "x"}),
