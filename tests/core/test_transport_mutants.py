@@ -6,6 +6,7 @@ loopback aiohttp server on a free port (or no server at all).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from upscale_async import (
     APIError,
+    ClientClosedError,
     ConfigurationError,
     ResponseValidationError,
     ServerError,
@@ -106,6 +108,42 @@ async def test_a_streamed_body_over_the_cap_names_the_request(
         await transport.aclose()
     assert str(info.value).startswith("POST /p answered a body of at least ")
     assert "bytes, over the cap of 100 bytes (max_response_size)" in str(info.value)
+
+
+async def test_a_body_that_comes_in_pieces_is_read_whole(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    """A JSON answer streamed in several pieces, with pauses between them, is read whole."""
+
+    async def pieces(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for part in (b'{"plan_name": "pro", ', b'"monthly_credits": 10, ', b'"note": "abc"}'):
+            await response.write(part)
+            await asyncio.sleep(0.02)
+        await response.write_eof()
+        return response
+
+    base = await serve(pieces)
+    transport = Transport(base_url=base, api_key="k")
+    try:
+        response = await transport.send("GET", "/account", timeout=5.0)
+    finally:
+        await transport.aclose()
+    assert response.data == {"plan_name": "pro", "monthly_credits": 10, "note": "abc"}
+
+
+async def test_a_closed_transport_says_how_to_use_a_client() -> None:
+    """After aclose, a request raises ClientClosedError with the whole how-to."""
+    transport = Transport(base_url="http://127.0.0.1:9/api", api_key="k")
+    await transport.aclose()
+    with pytest.raises(ClientClosedError) as info:
+        await transport.send("GET", "/account", timeout=5.0)
+    assert str(info.value) == (
+        "This UpscaleClient is closed; create a new one, or use it inside "
+        "`async with UpscaleClient(...) as client:`"
+    )
 
 
 # -- the key provider ---------------------------------------------------------------------------
