@@ -146,6 +146,51 @@ async def test_a_closed_transport_says_how_to_use_a_client() -> None:
     )
 
 
+async def test_max_connections_bounds_the_requests_in_flight(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    """Six requests at once through a transport of max_connections=2: at most two at a time."""
+    in_flight = 0
+    most = 0
+
+    async def slow(request: web.Request) -> web.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        return web.Response(body=b"{}", content_type="application/json")
+
+    base = await serve(slow)
+    transport = Transport(base_url=base, api_key="k", max_connections=2)
+    try:
+        await asyncio.gather(*(transport.send("GET", "/x", timeout=5.0) for _ in range(6)))
+    finally:
+        await transport.aclose()
+    assert most == 2
+
+
+async def test_a_short_timeout_holds_after_a_call_without_one(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    """A call with no timeout first does not make a later call's 0.2 s timeout go away."""
+    from upscale_async import RequestTimeoutError
+
+    async def slow(request: web.Request) -> web.Response:
+        if request.path.endswith("/slow"):
+            await asyncio.sleep(1.0)
+        return web.Response(body=b"{}", content_type="application/json")
+
+    base = await serve(slow)
+    transport = Transport(base_url=base, api_key="k")
+    try:
+        await transport.send("GET", "/fast", timeout=None)
+        with pytest.raises(RequestTimeoutError):
+            await transport.send("GET", "/slow", timeout=0.2)
+    finally:
+        await transport.aclose()
+
+
 # -- the key provider ---------------------------------------------------------------------------
 
 
