@@ -191,6 +191,64 @@ async def test_a_short_timeout_holds_after_a_call_without_one(
         await transport.aclose()
 
 
+def test_only_brackets_and_a_final_dot_are_stripped_from_a_host() -> None:
+    """is_loopback_host strips [] and one trailing dot, not letters: ``Xlocalhost`` is remote."""
+    from upscale_async._transport import is_loopback_host
+
+    assert is_loopback_host("[::1]")
+    assert is_loopback_host("localhost.")
+    assert not is_loopback_host("Xlocalhost")
+    assert not is_loopback_host("X127.0.0.1")
+
+
+async def test_a_refused_connection_names_its_error_and_request() -> None:
+    """Nothing listening: TransportError says "connection failed", the aiohttp error's type,
+    and carries the method and path."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port with nothing listening on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    transport = Transport(base_url=f"http://127.0.0.1:{port}/api", api_key="k")
+    try:
+        with pytest.raises(TransportError) as info:
+            await transport.send("GET", "/account", timeout=5.0)
+    finally:
+        await transport.aclose()
+    assert str(info.value).startswith("connection failed: ClientConnectorError: ")
+    assert (info.value.method, info.value.path) == ("GET", "/account")
+
+
+async def test_a_malformed_answer_names_its_error_and_request() -> None:
+    """An answer aiohttp cannot parse: TransportError says "request failed", and carries the
+    method and path."""
+
+    async def bad_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(bad_http, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = Transport(base_url=f"http://127.0.0.1:{port}/api", api_key="k")
+    try:
+        with pytest.raises(TransportError) as info:
+            await transport.send("GET", "/account", timeout=5.0)
+    finally:
+        await transport.aclose()
+        server.close()
+        await server.wait_closed()
+    assert str(info.value).startswith(("request failed: ", "connection failed: "))
+    assert (info.value.method, info.value.path) == ("GET", "/account")
+
+
+async def test_a_300_answer_is_an_error(serve: Callable[[Handler], Awaitable[str]]) -> None:
+    """Only 2xx is success: a 300 answer raises APIError with its status."""
+    info = await error(await serve(answer(300, b'{"error": "choose"}')))
+    assert info.status == 300
+
+
 # -- the key provider ---------------------------------------------------------------------------
 
 
