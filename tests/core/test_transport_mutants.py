@@ -199,6 +199,7 @@ def test_only_brackets_and_a_final_dot_are_stripped_from_a_host() -> None:
     assert is_loopback_host("localhost.")
     assert not is_loopback_host("Xlocalhost")
     assert not is_loopback_host("X127.0.0.1")
+    assert not is_loopback_host("localhostX")
 
 
 async def test_a_refused_connection_names_its_error_and_request() -> None:
@@ -247,6 +248,25 @@ async def test_a_300_answer_is_an_error(serve: Callable[[Handler], Awaitable[str
     """Only 2xx is success: a 300 answer raises APIError with its status."""
     info = await error(await serve(answer(300, b'{"error": "choose"}')))
     assert info.status == 300
+
+
+async def test_only_trailing_slashes_are_cut_from_the_base_url(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    """A base URL ending in a letter keeps it: ``.../apiX/`` sends to ``/apiX/account``."""
+    paths: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        paths.append(request.path)
+        return web.Response(body=b"{}", content_type="application/json")
+
+    base = await serve(record)
+    transport = Transport(base_url=base + "X/", api_key="k")
+    try:
+        await transport.send("GET", "/account", timeout=5.0)
+    finally:
+        await transport.aclose()
+    assert paths == ["/apiX/account"]
 
 
 # -- the key provider ---------------------------------------------------------------------------
