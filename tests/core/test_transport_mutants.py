@@ -269,6 +269,27 @@ async def test_only_trailing_slashes_are_cut_from_the_base_url(
     assert paths == ["/apiX/account"]
 
 
+async def test_extra_headers_replace_the_clients_own_of_the_same_name(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    """``Accept`` and ``User-Agent`` given as extra headers replace the client's: the server sees
+    each once, with the value given."""
+    seen: list[tuple[list[str], list[str]]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append((request.headers.getall("Accept"), request.headers.getall("User-Agent")))
+        return web.Response(body=b"{}", content_type="application/json")
+
+    base = await serve(record)
+    transport = Transport(base_url=base, api_key="k")
+    extra = {"Accept": "application/x-test", "User-Agent": "mine/1"}
+    try:
+        await transport.send("GET", "/account", timeout=5.0, extra_headers=extra)
+    finally:
+        await transport.aclose()
+    assert seen == [(["application/x-test"], ["mine/1"])]
+
+
 # -- the key provider ---------------------------------------------------------------------------
 
 
