@@ -357,3 +357,18 @@ def test_the_headers_of_an_attempt() -> None:
     extra = transport.headers(False, {"X-Trace": "t1"})
     assert extra == {**get, "X-Trace": "t1"}
     assert transport.headers(True, {}) == post
+
+
+def test_a_cleartext_base_url_is_warned_of_in_full(caplog: pytest.LogCaptureFixture) -> None:
+    """Plain http to a host that is not loopback: one warning naming the URL (credentials hidden)
+    and the host, saying the key would travel in clear text. Nothing is sent anywhere."""
+    import logging
+
+    from upscale_async._transport import warn_if_cleartext
+
+    with caplog.at_level(logging.WARNING, logger="upscale_async"):
+        warn_if_cleartext("http://user:secret@upscale.example/api")
+    assert [r.getMessage() for r in caplog.records] == [
+        "base_url http://***@upscale.example/api uses plain http to upscale.example, which "
+        "is not loopback: the API key would travel in clear text; use an https:// base URL"
+    ]
