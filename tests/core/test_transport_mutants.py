@@ -372,3 +372,18 @@ def test_a_cleartext_base_url_is_warned_of_in_full(caplog: pytest.LogCaptureFixt
         "base_url http://***@upscale.example/api uses plain http to upscale.example, which "
         "is not loopback: the API key would travel in clear text; use an https:// base URL"
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://u:p@host/cb?next=http://other/", "https://***@host/cb?next=http://other/"),
+        ("https://u:p@host/users/a@b", "https://***@host/users/a@b"),
+        ("https://host/users/a@b", "https://host/users/a@b"),
+    ],
+)
+def test_only_the_authoritys_credentials_are_redacted(url: str, shown: str) -> None:
+    """redact_url hides what stands before the host's ``@``, whatever the path holds."""
+    from upscale_async._transport import redact_url
+
+    assert redact_url(url) == shown
