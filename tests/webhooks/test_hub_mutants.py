@@ -262,3 +262,17 @@ async def test_a_delivery_in_the_tick_its_only_waiter_is_cancelled_is_kept() -> 
     with pytest.raises(asyncio.CancelledError):
         await gone
     assert await hub.wait("req-1", timeout=1) == event()
+
+
+async def test_memory_backend_record_keeps_what_is_new_and_drops_duplicates() -> None:
+    """MemoryBackend.record (used by its subclasses): a new key is remembered and the event kept
+    when asked, from ``now``; a duplicate is False and changes nothing."""
+    backend = MemoryBackend(ttl=10)
+    assert await backend.record(event("req-1", "wh-1"), 100.0, keep=True) is True
+    assert await backend.record(event("req-1", "wh-1"), 101.0, keep=True) is False
+    assert await backend.counts(109.9) == (1, 1)
+    assert await backend.counts(110.0) == (0, 0)  # kept and remembered at 100: gone at 110
+    assert await backend.record(event("req-2", "wh-2"), 200.0, keep=False) is True
+    assert await backend.take("req-2", 200.0) is None
+    assert await backend.record(event("req-3", "wh-3"), 200.0, keep=True) is True
+    assert await backend.take("req-3", 200.0) == event("req-3", "wh-3")
