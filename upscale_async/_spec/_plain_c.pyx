@@ -266,18 +266,7 @@ def chunk_wire(leads, type trusted):
 
 def plain_wire(lead_id, linkedin, company, first, last, website, specified):
     """The wire dict of a ``Lead`` with these fields when they are plain, else None."""
-    cdef dict wire = {
-        _ID: lead_id,
-        _LINKEDIN: linkedin,
-        _COMPANY: company,
-        _FIRST: first,
-        _LAST: last,
-        _WEBSITE: website,
-        _SPECIFIED: specified,
-    }
-    if _plain_dict(wire):
-        return wire
-    return None
+    return _wire_of(lead_id, linkedin, company, first, last, website, specified)
 
 
 cdef inline object _wire_of(lead_id, linkedin, company, first, last, website, specified):
