@@ -298,33 +298,56 @@ def structure_event(data: Any, webhook_id: str | None = None) -> CompletionEvent
         raise WebhookPayloadError(
             f"webhook body must be a JSON object, not a JSON {_json_type(data)}"
         )
-    request_id = data.get("secure_request_id")
+    get = data.get
+    request_id = get("secure_request_id")
     if not isinstance(request_id, str) or not request_id.strip():
         raise WebhookPayloadError(
             "secure_request_id must be a non-empty string"
             + ("" if "secure_request_id" in data else " (it is missing: not a completion event?)")
         )
-    status = data.get("status")
+    status = get("status")
     if not isinstance(status, str) or not status:
         raise WebhookPayloadError("status must be a non-empty string")
-    triggered = data.get("webhook_triggered_at")
-    if isinstance(triggered, int | float) and not isinstance(triggered, bool):
-        triggered = str(triggered)  # undocumented type (§8 #19): a Unix time is read leniently
-    elif triggered is not None and not isinstance(triggered, str):
-        raise WebhookPayloadError(
-            "webhook_triggered_at must be a string, a number or null, "
-            f"not a {_json_type(triggered)}"
-        )
+    # Each optional field is taken as it is when it has the usual type; any other value goes
+    # through its reader, which converts it or raises the field's error.
+    completed = get("completed_at")
+    if completed is not None and type(completed) is not str:
+        completed = _opt_str(completed, "completed_at", _payload_error)
+    requested = get("requested_messages_count")
+    if requested is not None and (type(requested) is not int or requested < 0):
+        requested = _optional_count(data, "requested_messages_count")
+    generated = get("generated_messages_count")
+    if generated is not None and (type(generated) is not int or generated < 0):
+        generated = _optional_count(data, "generated_messages_count")
+    triggered = get("webhook_triggered_at")
+    if triggered is not None and type(triggered) is not str:
+        triggered = _triggered_at(triggered)
     return CompletionEvent(
         secure_request_id=request_id,
         status=status,
-        completed_at=_opt_str(data.get("completed_at"), "completed_at", _payload_error),
-        requested_messages_count=_optional_count(data, "requested_messages_count"),
-        generated_messages_count=_optional_count(data, "generated_messages_count"),
+        completed_at=completed,
+        requested_messages_count=requested,
+        generated_messages_count=generated,
         webhook_triggered_at=triggered,
         webhook_id=webhook_id,
-        extra={k: v for k, v in data.items() if k not in _EVENT_KNOWN},
+        extra={} if data.keys() <= _EVENT_KNOWN else _event_extra(data),
     )
+
+
+def _triggered_at(value: Any) -> str:
+    """``webhook_triggered_at`` when it is not a string: a number is read leniently, else raise."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # undocumented type (§8 #19): a Unix time is read leniently
+    if isinstance(value, str):
+        return value
+    raise WebhookPayloadError(
+        f"webhook_triggered_at must be a string, a number or null, not a {_json_type(value)}"
+    )
+
+
+def _event_extra(data: dict[str, Any]) -> dict[str, Any]:
+    """The keys of a webhook payload that are not completion event fields."""
+    return {k: v for k, v in data.items() if k not in _EVENT_KNOWN}
 
 
 def _structure_event(data: Any, _: type) -> CompletionEvent:

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 
@@ -326,3 +326,20 @@ def test_unverified_returns_none_without_an_id() -> None:
     assert UnverifiedWebhooks().verify(b"", {"webhook-id": ""}) is None
     assert UnverifiedWebhooks().verify(b"", {"Webhook-Id": "w"}) == "w"
     assert repr(UnverifiedWebhooks()) == "UnverifiedWebhooks()"
+
+
+@pytest.mark.parametrize("case", [str.title, str.upper, str.lower])
+def test_standard_headers_in_a_plain_dict_are_found_in_any_case(
+    case: Callable[[str], str],
+) -> None:
+    """The lower-case lookup is only the usual case: other spellings verify the same."""
+    body, headers = sign(b'{"secure_request_id": "r1", "status": "complete"}', msg_id="msg_c")
+    spelled = {case(name): value for name, value in headers.items()}
+    assert StandardWebhooksVerifier(SECRET).verify(body, spelled) == "msg_c"
+
+
+def test_a_non_string_standard_header_counts_as_missing() -> None:
+    body, headers = sign(b"{}", msg_id="msg_n")
+    odd: dict[str, object] = {**headers, "webhook-timestamp": 1_700_000_000}
+    message = refused(StandardWebhooksVerifier(SECRET), body, odd)  # type: ignore[arg-type]
+    assert message == "missing header(s): webhook-timestamp"

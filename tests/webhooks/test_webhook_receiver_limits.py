@@ -188,3 +188,39 @@ async def test_log_lines_under_a_flood_are_rate_limited(
     records = [r for r in caplog.records if r.name.startswith(("upscale_async", "aiohttp"))]
     assert len(records) <= 11
     assert "log lines suppressed" in records[-1].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status"),
+    [
+        (b"POST /elsewhere HTTP/1.1\r\n", 404),
+        (b"GET /upscale/webhook HTTP/1.1\r\n", 405),
+        (b"GET /upscale/webhook/more HTTP/1.1\r\n", 404),
+    ],
+)
+async def test_after_a_404_or_405_the_next_head_is_timed_again(
+    request_line: bytes, status: int
+) -> None:
+    """Every route tells the guard its request is done, so a keep-alive connection that got a
+    404 or 405 cannot then hold the receiver with a head it never finishes."""
+    async with receiver(header_timeout=0.5, keepalive_timeout=60) as rx, AsyncExitStack() as s:
+        reader, writer = await open_raw(rx, s)
+        writer.write(request_line + b"Host: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+        assert await read_status(reader) == status
+        writer.write(HEAD + b"X-Slow: " + b"a" * 100)  # a second head, never finished
+        assert await is_closed_within(reader, SETTLE)
+
+
+async def test_other_paths_answer_404_and_other_methods_405_with_allow_post(
+    session: aiohttp.ClientSession,
+) -> None:
+    """The receiver answers like aiohttp's router: 404 elsewhere, 405 (Allow: POST) here."""
+    async with receiver() as rx:
+        base = rx.url.removesuffix("/upscale/webhook")
+        async with session.post(base + "/other", data=b"{}") as response:
+            assert response.status == 404
+        for method in ("GET", "PUT", "HEAD", "DELETE"):
+            async with session.request(method, rx.url) as response:
+                assert response.status == 405
+                assert response.headers["Allow"] == "POST"
+        assert await post_valid(session, rx, 1) == 200

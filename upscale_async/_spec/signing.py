@@ -3,17 +3,28 @@
 ``webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{raw body}">``; a secret of the
 form ``whsec_<base64>`` is decoded, any other secret is used as its UTF-8 bytes. The signature is
 computed in one place, :func:`standard_signature`; :func:`sign_standard` and
-:func:`standard_headers` format it for sending, and the verifier compares against it.
+:func:`standard_headers` format it for sending. The verifier computes the same digest with
+:class:`Sha256Hmac`, which hashes each key's pads once instead of once per webhook.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 
-__all__ = ["decode_secret", "sign_standard", "standard_headers", "standard_signature"]
+__all__ = [
+    "Sha256Hmac",
+    "decode_secret",
+    "sign_standard",
+    "standard_headers",
+    "standard_signature",
+]
 
 _PREFIX = "whsec_"
+_BLOCK = 64  # SHA-256's block size in bytes
+_IPAD = bytes(x ^ 0x36 for x in range(256))  # RFC 2104's pads, as translation tables
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 def decode_secret(secret: str | bytes) -> bytes:
@@ -37,6 +48,31 @@ def standard_signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> 
     """
     signed = b"%s.%d.%s" % (msg_id.encode("utf-8"), timestamp, body)
     return hmac.digest(key, signed, "sha256")  # OpenSSL's one-shot HMAC: no Python object
+
+
+class Sha256Hmac:
+    """HMAC-SHA256 under one key (RFC 2104), with the key's two padded blocks hashed once.
+
+    ``Sha256Hmac(key).digest(msg) == hmac.digest(key, msg, "sha256")`` for every key and
+    message; each digest then costs two copies of a hash state instead of a new HMAC.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def digest(self, msg: bytes) -> bytes:
+        """The 32-byte HMAC-SHA256 of ``msg``."""
+        inner = self._inner.copy()
+        inner.update(msg)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
 
 def sign_standard(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:

@@ -12,8 +12,8 @@ and logs every bad request. Here:
   sends its request at once. It closes a connection whose request head (request line and
   headers) is not complete within ``header_timeout`` or grows past ``max_header_size``, and
   otherwise passes every byte through.
-  ``track_requests`` (an aiohttp middleware) tells it when a request has been handled, so the
-  next head on a keep-alive connection is timed again; an idle keep-alive connection is
+  ``tracked`` (a wrapper of every route's handler) tells it when a request has been handled,
+  so the next head on a keep-alive connection is timed again; an idle keep-alive connection is
   aiohttp's to close, after ``keepalive_timeout``.
 - ``FloodLog``: a logger adapter that lets at most ``max_log_lines`` records through per
   ``log_period`` seconds and then logs how many it suppressed.
@@ -341,13 +341,32 @@ class Guard(asyncio.Protocol):
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@web.middleware
-async def track_requests(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    """Tell the connection's guard when a request has been handled (every route, 404s too)."""
-    transport = request.transport
-    guard = None if transport is None else transport.get_protocol()
-    try:
-        return await handler(request)
-    finally:
-        if isinstance(guard, Guard):
-            guard.request_done(request.content.at_eof())
+def tracked(handler: _Handler) -> _Handler:
+    """``handler``, telling the connection's guard when each of its requests has been handled.
+
+    A receiver wraps every route in it (its webhook route and the catch-all ones that answer
+    404 and 405), so the next head on a keep-alive connection is timed again. A wrapper
+    rather than an aiohttp middleware: aiohttp runs a middleware chain for every request,
+    at several times the cost.
+    """
+
+    async def handle_tracked(request: web.Request) -> web.StreamResponse:
+        transport = request.transport
+        guard = None if transport is None else transport.get_protocol()
+        try:
+            return await handler(request)
+        finally:
+            if isinstance(guard, Guard):
+                guard.request_done(request.content.at_eof())
+
+    return handle_tracked
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    """The catch-all route: 404, as aiohttp answers a path it has no route for."""
+    raise web.HTTPNotFound()
+
+
+async def post_only(request: web.Request) -> web.StreamResponse:
+    """The webhook path's other methods: 405, as aiohttp answers a method it has no route for."""
+    raise web.HTTPMethodNotAllowed(request.method, ["POST"])

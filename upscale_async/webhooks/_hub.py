@@ -250,6 +250,10 @@ class MemoryBackend:
 
     def _keep(self, event: CompletionEvent, now: float) -> None:
         self._expire(now)
+        self._store(event, now)
+
+    def _store(self, event: CompletionEvent, now: float) -> None:
+        """``_keep`` once expired entries are dropped (``_remember`` has just dropped them)."""
         events = self._events
         old = events.pop(event.secure_request_id, None)
         if old is not None:
@@ -464,7 +468,7 @@ class CompletionHub:
             if not memory._remember(event.dedupe_key, now):
                 return False
             if not self._resolve(event):
-                memory._keep(event, now)
+                memory._store(event, now)  # _remember has dropped what expired by ``now``
             return True
         if not self._ready:
             raise self._not_open()

@@ -20,7 +20,7 @@ from .._hooks import EventHooks, WebhookAcceptedEvent, WebhookRejectedEvent, fir
 from .._models import CompletionEvent
 from .._telemetry import Telemetry
 from .._wire import structure_event
-from ._guard import FloodLog, Gate, Guard, ReceiverLimits, track_requests
+from ._guard import FloodLog, Gate, Guard, ReceiverLimits, not_found, post_only, tracked
 from ._hub import CompletionHub
 from ._verifiers import WebhookVerifier
 
@@ -105,7 +105,11 @@ def parse_webhook(
         raise WebhookPayloadError(
             f"webhook body is {size} bytes, more than the limit of {max_body_size}"
         )
-    body = bytes(body)
+    return _parse(bytes(body), headers, verifier)
+
+
+def _parse(body: bytes, headers: Mapping[str, str], verifier: WebhookVerifier) -> CompletionEvent:
+    """:func:`parse_webhook` once its arguments are checked (the handler checks them once)."""
     # Only what the verifier vouches for: an unsigned webhook-id header must not become the
     # duplicate key, or one captured body replays under fresh ids as new deliveries.
     webhook_id = verifier.verify(body, headers)
@@ -219,7 +223,7 @@ def _check_callback(on_rejected: object, hooks: object = None, telemetry: object
 class _Listeners:
     """Who hears of each webhook: ``on_rejected``, the event hooks and the telemetry."""
 
-    __slots__ = ("accepted_hook", "on_rejected", "rejected_hook", "telemetry")
+    __slots__ = ("accepted_hook", "on_rejected", "quiet", "rejected_hook", "telemetry")
 
     def __init__(
         self,
@@ -231,6 +235,8 @@ class _Listeners:
         self.accepted_hook = hooks.on_webhook_accepted if hooks is not None else None
         self.rejected_hook = hooks.on_webhook_rejected if hooks is not None else None
         self.telemetry = telemetry
+        # Nobody hears of an accepted webhook but the debug log: the handler skips the call.
+        self.quiet = telemetry is None and self.accepted_hook is None
 
     async def accepted(self, event: CompletionEvent, new: bool) -> None:
         """A verified webhook went to the hub (``new``: not a duplicate)."""
@@ -310,8 +316,8 @@ def _make_handler(
             return await _rejected(
                 log, listeners, 413, WebhookPayloadError(too_large), request.remote
             )
-        try:
-            event = parse_webhook(body, request.headers, verifier, max_body_size=limit)
+        try:  # the body is bytes of at most ``limit``: read above under that cap
+            event = _parse(body, request.headers, verifier)
         except WebhookVerificationError as exc:
             return await _rejected(log, listeners, 401, exc, request.remote)
         except WebhookPayloadError as exc:
@@ -320,7 +326,8 @@ def _make_handler(
             new = await hub.deliver(event)
         except Exception as exc:
             return _not_delivered(log, event, exc)
-        await listeners.accepted(event, new)
+        if not listeners.quiet or logger.isEnabledFor(logging.DEBUG):
+            await listeners.accepted(event, new)
         return web.Response(body=_OK if new else _DUPLICATE, content_type="application/json")
 
     return handle_upscale_webhook
@@ -425,8 +432,10 @@ class WebhookReceiver:
         if self._runner is not None:
             raise RuntimeError("WebhookReceiver is already started")
         limits = self.limits
-        app = web.Application(client_max_size=self.max_body_size + 1, middlewares=[track_requests])
-        app.router.add_post(self.path, self._handler)
+        app = web.Application(client_max_size=self.max_body_size + 1)
+        app.router.add_post(self.path, tracked(self._handler))
+        app.router.add_route("*", self.path, tracked(post_only))
+        app.router.add_route("*", "/{tail:.*}", tracked(not_found))
         line = min(_MAX_LINE, limits.max_header_size)
         runner = web.AppRunner(
             app,

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 from .._errors import WebhookVerificationError
-from .._spec.signing import decode_secret, standard_signature
+from .._spec.signing import Sha256Hmac, decode_secret
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -154,7 +154,7 @@ class StandardWebhooksVerifier:
         webhook_id = verifier.verify(body, request.headers)
     """
 
-    __slots__ = ("_clock", "_keys", "tolerance")
+    __slots__ = ("_clock", "_keys", "_macs", "tolerance")
 
     def __init__(
         self,
@@ -165,6 +165,7 @@ class StandardWebhooksVerifier:
     ) -> None:
         self.tolerance = _check_tolerance(tolerance)
         self._keys = _keys(secret_or_secrets)
+        self._macs = tuple(Sha256Hmac(key) for key in self._keys)
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -176,44 +177,70 @@ class StandardWebhooksVerifier:
         The id is part of the signed content, so it is the duplicate key. An id that is not
         valid UTF-8 (undecodable bytes) is refused: it could not be signed as received.
         """
-        msg_id = get_header(headers, "webhook-id")
-        stamp = get_header(headers, "webhook-timestamp")
-        signature = get_header(headers, "webhook-signature")
-        missing = [
-            name
-            for name, value in (
-                ("webhook-id", msg_id),
-                ("webhook-timestamp", stamp),
-                ("webhook-signature", signature),
-            )
-            if not value
-        ]
-        if missing or msg_id is None or stamp is None or signature is None:
-            raise WebhookVerificationError(f"missing header(s): {', '.join(missing)}")
-        if not _is_utf8(msg_id):
-            raise WebhookVerificationError("webhook-id is not valid UTF-8; refused")
+        msg_id = headers.get("webhook-id")
+        stamp = headers.get("webhook-timestamp")
+        signature = headers.get("webhook-signature")
+        if not (  # the usual case: three non-empty strings under the lower-case names
+            type(msg_id) is str
+            and type(stamp) is str
+            and type(signature) is str
+            and msg_id
+            and stamp
+            and signature
+        ):
+            msg_id, stamp, signature = _standard_headers(headers)
+        try:
+            signed_id = msg_id.encode("utf-8")
+        except UnicodeEncodeError:
+            raise WebhookVerificationError("webhook-id is not valid UTF-8; refused") from None
         timestamp = _timestamp(stamp, "webhook-timestamp", self._clock(), self.tolerance)
-        given: list[bytes] = []
-        for part in signature.split():
-            version, _, value = part.partition(",")
-            if version != "v1":
-                continue
-            try:
-                given.append(base64.b64decode(value, validate=True))
-            except (binascii.Error, ValueError):
-                continue
-        if not given:
-            raise WebhookVerificationError(
-                "webhook-signature holds no well-formed v1 signature (expected 'v1,<base64>')"
-            )
-        for key in self._keys:
-            expected = standard_signature(key, msg_id, timestamp, body)
+        given = _v1_signatures(signature)
+        signed = b"%s.%d.%s" % (signed_id, timestamp, body)  # what standard_signature signs
+        for mac in self._macs:
+            expected = mac.digest(signed)
             for candidate in given:
                 if hmac.compare_digest(expected, candidate):
                     return msg_id
         raise WebhookVerificationError(
             f"webhook-signature does not match the body (checked {_plural(len(self._keys))})"
         )
+
+
+def _standard_headers(headers: Mapping[str, str]) -> tuple[str, str, str]:
+    """The three Standard Webhooks headers, matched case-insensitively; raise if one is missing."""
+    msg_id = get_header(headers, "webhook-id")
+    stamp = get_header(headers, "webhook-timestamp")
+    signature = get_header(headers, "webhook-signature")
+    missing = [
+        name
+        for name, value in (
+            ("webhook-id", msg_id),
+            ("webhook-timestamp", stamp),
+            ("webhook-signature", signature),
+        )
+        if not value
+    ]
+    if missing or msg_id is None or stamp is None or signature is None:
+        raise WebhookVerificationError(f"missing header(s): {', '.join(missing)}")
+    return msg_id, stamp, signature
+
+
+def _v1_signatures(signature: str) -> list[bytes]:
+    """The decoded ``v1,<base64>`` signatures of a ``webhook-signature``; raise if none is."""
+    given: list[bytes] = []
+    for part in signature.split():
+        version, _, value = part.partition(",")
+        if version != "v1":
+            continue
+        try:  # what base64.b64decode(value, validate=True) does, without its wrapper
+            given.append(binascii.a2b_base64(value, strict_mode=True))
+        except (binascii.Error, ValueError):
+            continue
+    if not given:
+        raise WebhookVerificationError(
+            "webhook-signature holds no well-formed v1 signature (expected 'v1,<base64>')"
+        )
+    return given
 
 
 class HmacSignatureVerifier:
@@ -365,12 +392,3 @@ class UnverifiedWebhooks:
     def verify(self, body: bytes, headers: Mapping[str, str]) -> str | None:
         """Check nothing; return the ``webhook-id`` header if there is one."""
         return get_header(headers, "webhook-id") or None
-
-
-def _is_utf8(text: str) -> bool:
-    """False for text holding lone surrogates (how servers decode non-UTF-8 header bytes)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
