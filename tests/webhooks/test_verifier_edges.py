@@ -343,3 +343,25 @@ def test_a_non_string_standard_header_counts_as_missing() -> None:
     odd: dict[str, object] = {**headers, "webhook-timestamp": 1_700_000_000}
     message = refused(StandardWebhooksVerifier(SECRET), body, odd)  # type: ignore[arg-type]
     assert message == "missing header(s): webhook-timestamp"
+
+
+@pytest.mark.parametrize(
+    ("stamp", "read"),
+    [
+        ("1700000000", 1_700_000_000),
+        ("001700000000", 1_700_000_000),  # 12 digits: the most read
+        (" 1700000000\t", 1_700_000_000),  # padded: stripped first
+        ("0017000000000", None),  # 13 digits
+        ("١٧٠٠٠٠٠٠٠٠", None),  # digits, but not ASCII ones
+        ("17000000.0", None),
+        ("-1700000000", None),
+    ],
+)
+def test_a_timestamp_is_one_to_twelve_ascii_digits(stamp: str, read: int | None) -> None:
+    from upscale_async.webhooks._verifiers import _timestamp
+
+    if read is None:
+        with pytest.raises(WebhookVerificationError, match="must be Unix seconds"):
+            _timestamp(stamp, "webhook-timestamp", NOW, 300.0)
+    else:
+        assert _timestamp(stamp, "webhook-timestamp", NOW, 300.0) == read
