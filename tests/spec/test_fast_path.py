@@ -276,6 +276,30 @@ def test_compiled_and_pure_id_claims_agree(ids: list[str], seen: set[str]) -> No
     )
 
 
+#: The edges of a URL character, ASCII ('!' and '~' pass, ' ', '\x7f' and below '!' do not; the
+#: compiled check reads ASCII eight bytes at a time) and not (printable or not).
+_URL_EDGE_CHARS = ["\x00", "\t", "\x1f", " ", "!", "/", "a", "~", "\x7f", "é", "\u00a0", "日"]
+
+
+@pytest.mark.parametrize("scheme", ["http://", "https://"])
+def test_compiled_and_pure_url_checks_agree_at_every_position(scheme: str) -> None:
+    """One edge character at each position of URLs long enough for several eight-byte words."""
+    compiled = _compiled()
+    urls = [
+        scheme + "a" * position + char + "b" * (length - position - 1)
+        for length in range(1, 27)
+        for position in range(length)
+        for char in _URL_EDGE_CHARS
+    ]
+    chunk = [{**_GOOD, "lead_linkedin": url} for url in urls]
+    fast = compiled.plain_leads(chunk)
+    assert fast == _plain.plain_leads(chunk)
+    assert fast == [
+        url[len(scheme)] not in "/?#" and all(c.isprintable() and c != " " for c in url)
+        for url in urls
+    ]
+
+
 _GOOD = {
     "automation_tool_lead_id": "a",
     "lead_linkedin": "https://www.linkedin.com/in/a",

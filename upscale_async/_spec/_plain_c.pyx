@@ -40,6 +40,23 @@ cdef extern from *:
         return 1;
     }
 
+    /* 1 when each of the n bytes (all ASCII, < 0x80) is '!' to '~' (0x21 to 0x7e), 8 at a
+       time: with every byte below 0x80 no per-byte sum below carries into the next byte, so
+       a byte is >= 0x21 when it + 0x5f has its top bit set, and is 0x7f when it + 0x01 has. */
+    static int upscale_ascii_graphic(const unsigned char *p, Py_ssize_t n) {
+        const uint64_t ones = 0x0101010101010101ULL, tops = 0x8080808080808080ULL;
+        uint64_t w;
+        Py_ssize_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&w, p + i, 8);
+            if (((w + 0x5f * ones) & ~(w + ones) & tops) != tops) return 0;
+        }
+        for (; i < n; i++) {
+            if (p[i] < 0x21 || p[i] > 0x7e) return 0;
+        }
+        return 1;
+    }
+
     /* 1 when s is a plain URL (_plain._PLAIN_URL, or _plain._plain_unicode_url when it is not
        ASCII): http:// or https://, then printable characters but no space, not '/', '?' or
        '#' first. */
@@ -70,16 +87,15 @@ cdef extern from *:
         c = PyUnicode_READ(kind, data, start);
         if (c == '/' || c == '?' || c == '#') return 0;
         if (PyUnicode_IS_ASCII(s)) {
-            const unsigned char *p = (const unsigned char *)data;
-            for (i = start; i < n; i++) {
-                unsigned char a = p[i];
-                if (a < 0x21 || a > 0x7e) return 0;
-            }
-            return 1;
+            return upscale_ascii_graphic((const unsigned char *)data + start, n - start);
         }
         for (i = 0; i < n; i++) {  /* str.isprintable() covers the scheme too */
             c = PyUnicode_READ(kind, data, i);
-            if (c == ' ' || !Py_UNICODE_ISPRINTABLE(c)) return 0;
+            if (c < 0x80) {  /* ASCII: printable and not a space is '!' to '~' */
+                if (c < 0x21 || c > 0x7e) return 0;
+            } else if (!Py_UNICODE_ISPRINTABLE(c)) {
+                return 0;
+            }
         }
         return 1;
     }
@@ -121,6 +137,7 @@ cdef extern from *:
     int PySet_Contains(object s, object key) except -1
     int PySet_Add(object s, object key) except -1
     int PySet_Discard(object s, object key) except -1
+    Py_ssize_t PySet_GET_SIZE(object s)
 
 
 cdef str _ID = "automation_tool_lead_id"
@@ -431,11 +448,12 @@ def wrap_results(list leads_data, type cls):
 
 def add_new_ids(list ids, set seen):
     """Add every id to ``seen`` when none is in it and none repeats (True); else change nothing."""
-    cdef Py_ssize_t i, j, n = len(ids)
+    cdef Py_ssize_t i, j, size, n = len(ids)
     for i in range(n):
-        if PySet_Contains(seen, ids[i]):  # seen before, or earlier in this chunk: undo
+        size = PySet_GET_SIZE(seen)
+        PySet_Add(seen, ids[i])  # one lookup: the set did not grow when the id was in it
+        if PySet_GET_SIZE(seen) == size:  # seen before, or earlier in this chunk: undo
             for j in range(i):
                 PySet_Discard(seen, ids[j])
             return False
-        PySet_Add(seen, ids[i])
     return True
