@@ -36,6 +36,7 @@ from ._results import (
     RejectedLead,
     StopReason,
 )
+from ._spec import speedups
 from ._spec.validation import check_lead, plain_leads
 
 __all__ = ["LeadSource", "ProgressCallback", "submit_batch"]
@@ -210,15 +211,14 @@ class _Batch:
 
     def validate(self, raw: list[Any], start: int) -> tuple[list[Any], list[Any], list[str]]:
         """Split a chunk into (wire dicts, original leads, lead ids); set aside the invalid."""
-        from ._spec.speedups import add_new_ids, chunk_wire  # compiled when built with C
-
         seen = self.seen
         # The common case, in one pass each: every lead a plain dict or a Lead found valid when
-        # it was built (its wire dict kept), and no id seen before (then added to seen).
-        fast = chunk_wire(raw, Lead)
+        # it was built (its wire dict kept), and no id seen before (then added to seen). The
+        # functions are looked up on ``speedups`` (compiled when built with C) at each call.
+        fast = speedups.chunk_wire(raw, Lead)
         if fast is not None:
             datas, ids = fast
-            if add_new_ids(ids, seen):
+            if speedups.add_new_ids(ids, seen):
                 return datas, raw, ids
         datas = [
             lead if isinstance(lead, dict) else lead.to_wire() if isinstance(lead, Lead) else lead
@@ -425,7 +425,8 @@ class _Batch:
             self.accepted_leads += len(ids)
             if claim is not None:
                 await self.record(claim, request)
-            await self.notify(self.on_accepted, request)
+            if self.on_accepted is not None:
+                await self.notify(self.on_accepted, request)
         finally:
             self.in_flight -= 1
             self.chunks_done += 1

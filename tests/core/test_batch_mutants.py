@@ -604,6 +604,17 @@ class Spans(Telemetry):
         return super().chunk(start, size)
 
 
+@pytest.mark.parametrize("ledger", [None, "ledger"])
+async def test_on_accepted_hears_of_each_accepted_request_as_it_is_accepted(
+    ledger: str | None,
+) -> None:
+    """on_accepted gets every request the batch posted and had accepted, in order, once each."""
+    heard: list[AcceptedRequest] = []
+    result, _ = await run(Ledger() if ledger else None, sample_leads(25), on_accepted=heard.append)
+    assert heard == result.accepted
+    assert [(r.first_index, len(r.lead_ids)) for r in heard] == [(0, 10), (10, 10), (20, 5)]
+
+
 async def test_each_chunk_span_carries_its_first_index_and_size() -> None:
     """The telemetry span around a chunk's POST names its first lead's index and its size; the
     batch span its chunk size and its lead count."""
