@@ -69,6 +69,19 @@ def test_the_lower_case_spelling_of_each_header_is_the_one_verified() -> None:
     assert StandardWebhooksVerifier(SECRET).verify(body, noisy) == "msg_good"
 
 
+def test_without_the_lower_case_names_the_first_spelling_of_each_header_is_verified() -> None:
+    """No lower-case name: each header is the first key matching it in any case, never a later
+    upper-case one (the slow path of the lookup looks for the documented names)."""
+    body, signed = sign(event_body(), msg_id="msg_good")
+    noisy = {
+        **{name.title(): value for name, value in signed.items()},
+        "WEBHOOK-ID": "msg_other",
+        "WEBHOOK-TIMESTAMP": "12",
+        "WEBHOOK-SIGNATURE": "v1,AAAA",
+    }
+    assert StandardWebhooksVerifier(SECRET).verify(body, noisy) == "msg_good"
+
+
 @pytest.mark.parametrize(
     ("mapping", "expected"),
     [
