@@ -3,8 +3,9 @@
 ``webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{raw body}">``; a secret of the
 form ``whsec_<base64>`` is decoded, any other secret is used as its UTF-8 bytes. The signature is
 computed in one place, :func:`standard_signature`; :func:`sign_standard` and
-:func:`standard_headers` format it for sending. The verifier computes the same digest with
-:class:`Sha256Hmac`, which hashes each key's pads once instead of once per webhook.
+:func:`standard_headers` format it for sending. The verifier computes the same digest of the
+same :func:`signed_content` with :class:`Sha256Hmac`, which hashes each key's pads once instead
+of once per webhook.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __all__ = [
     "Sha256Hmac",
     "decode_secret",
     "sign_standard",
+    "signed_content",
     "standard_headers",
     "standard_signature",
 ]
@@ -46,8 +48,13 @@ def standard_signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> 
     ``UnicodeEncodeError``: encoding it with replacement would make several ids sign alike, so
     a replay under a mangled id would verify as a new delivery. Verifiers refuse such ids first.
     """
-    signed = b"%s.%d.%s" % (msg_id.encode("utf-8"), timestamp, body)
+    signed = signed_content(msg_id.encode("utf-8"), timestamp, body)
     return hmac.digest(key, signed, "sha256")  # OpenSSL's one-shot HMAC: no Python object
+
+
+def signed_content(msg_id: bytes, timestamp: int, body: bytes) -> bytes:
+    """What a Standard Webhooks signature covers: ``b"{msg_id}.{timestamp}.{body}"``."""
+    return b"%s.%d.%s" % (msg_id, timestamp, body)
 
 
 class Sha256Hmac:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 from .._errors import WebhookVerificationError
-from .._spec.signing import Sha256Hmac, decode_secret
+from .._spec.signing import Sha256Hmac, decode_secret, signed_content
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -157,7 +157,7 @@ class StandardWebhooksVerifier:
         webhook_id = verifier.verify(body, request.headers)
     """
 
-    __slots__ = ("_clock", "_keys", "_macs", "tolerance")
+    __slots__ = ("_clock", "_macs", "tolerance")
 
     def __init__(
         self,
@@ -167,12 +167,11 @@ class StandardWebhooksVerifier:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.tolerance = _check_tolerance(tolerance)
-        self._keys = _keys(secret_or_secrets)
-        self._macs = tuple(Sha256Hmac(key) for key in self._keys)
+        self._macs = tuple(Sha256Hmac(key) for key in _keys(secret_or_secrets))
         self._clock = clock
 
     def __repr__(self) -> str:
-        return f"StandardWebhooksVerifier(<{_plural(len(self._keys))}>, tolerance={self.tolerance})"
+        return f"StandardWebhooksVerifier(<{_plural(len(self._macs))}>, tolerance={self.tolerance})"
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> str:
         """Return the ``webhook-id`` exactly as received; raise WebhookVerificationError.
@@ -198,14 +197,14 @@ class StandardWebhooksVerifier:
             raise WebhookVerificationError("webhook-id is not valid UTF-8; refused") from None
         timestamp = _timestamp(stamp, "webhook-timestamp", self._clock(), self.tolerance)
         given = _v1_signatures(signature)
-        signed = b"%s.%d.%s" % (signed_id, timestamp, body)  # what standard_signature signs
+        signed = signed_content(signed_id, timestamp, body)
         for mac in self._macs:
             expected = mac.digest(signed)
             for candidate in given:
                 if hmac.compare_digest(expected, candidate):
                     return msg_id
         raise WebhookVerificationError(
-            f"webhook-signature does not match the body (checked {_plural(len(self._keys))})"
+            f"webhook-signature does not match the body (checked {_plural(len(self._macs))})"
         )
 
 
