@@ -282,7 +282,7 @@ async def test_namespaces_do_not_share(redis_url: str, redis_namespace: str) -> 
         hubs(redis_url, redis_namespace) as (hub_a, _, _, _),
         hubs(redis_url, redis_namespace + "-other") as (hub_c, _, _, _),
     ):
-        waiter = asyncio.create_task(hub_c.wait("req-1", timeout=2.0))
+        waiter = asyncio.create_task(hub_c.wait("req-1", timeout=0.3))
         await waiting(hub_c, "req-1")
         await hub_a.deliver(event())
         with pytest.raises(TimeoutError):
@@ -447,8 +447,13 @@ async def test_an_event_recorded_then_taken_on_the_same_hub_is_consumed_there(pa
 async def test_a_duplicate_record_changes_nothing_on_any_hub(pair: Pair) -> None:
     """A redelivery recorded on the other hub is False there, keeps nothing and announces nothing."""
     _, hub_b, a, b = pair
+    # a's announcement of the first delivery must have reached hub_b before the waiter under
+    # test registers (else it wakes that waiter): a first waiter on hub_b hears it.
+    heard = asyncio.create_task(hub_b.wait("req-1", timeout=10.0))
+    await waiting(hub_b, "req-1")
     assert await a.record(event(), 0.0, keep=False) is True
-    waiter = asyncio.create_task(hub_b.wait("req-1", timeout=2.0))
+    await heard
+    waiter = asyncio.create_task(hub_b.wait("req-1", timeout=0.3))
     await waiting(hub_b, "req-1")
     assert await b.record(event(), 0.0, keep=True) is False
     with pytest.raises(TimeoutError):  # neither announced nor kept: nothing wakes it
