@@ -300,7 +300,7 @@ def test_compiled_and_pure_url_checks_agree_at_every_position(scheme: str) -> No
     ]
 
 
-_GOOD = {
+_GOOD: dict[str, Any] = {
     "automation_tool_lead_id": "a",
     "lead_linkedin": "https://www.linkedin.com/in/a",
     "lead_company": "Acme",
@@ -340,6 +340,63 @@ def test_the_bound_lead_inits_do_what_the_reference_does(
     expected = _built(_models._LEAD_INIT_REFERENCE, args, kwargs)
     assert _built(_lead_init(_plain), args, kwargs) == expected
     assert _built(_lead_init(compiled), args, kwargs) == expected
+
+
+def _called(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """``Lead(*args, **kwargs)`` as it is (compiled: its C call), as :func:`_built` reports."""
+    try:
+        lead = Lead(*args, **kwargs)
+    except Exception as exc:
+        return (type(exc), str(exc))
+    return (repr(lead), lead._wire, type(lead.extra))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    leads(),
+    st.sampled_from([(), (1,)]),
+    st.sampled_from([None, {}, {"job_title": "x"}, {"lead_company": "y"}, 3]),
+    st.sampled_from([None, "first_name", "last_name", "lead_specified_url", "extra"]),
+    st.booleans(),
+)
+def test_calling_lead_builds_what_the_reference_builds(
+    data: Any, args: tuple[Any, ...], extra: Any, dropped: str | None, fresh: bool
+) -> None:
+    """``Lead(...)`` itself (on the compiled path a C call that skips ``__init__``): the
+    reference's Leads, wires and errors, whether the keywords are the field names' own
+    string objects or equal new ones (``Lead(**row)`` of a parsed row)."""
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        data = dict(_GOOD)
+    kwargs = dict(data)
+    if extra is not None:
+        kwargs["extra"] = extra
+    kwargs.pop(dropped or "", None)
+    if fresh:
+        kwargs = _fresh_keys(kwargs)
+    assert _called(args, kwargs) == _built(_models._LEAD_INIT_REFERENCE, args, kwargs)
+
+
+def test_the_compiled_path_calls_lead_in_c() -> None:
+    """On the compiled path ``Lead(...)`` is a C call of its own; a replaced ``__init__`` is
+    still the one that runs, and a subclass is built the usual way."""
+    compiled = _compiled()
+    assert compiled.has_fast_call(Lead)
+    seen: list[Any] = []
+
+    def init(self: Any, **kwargs: Any) -> None:
+        seen.append(kwargs)
+        _models._LEAD_INIT_REFERENCE(self, **kwargs)
+
+    with mock.patch.object(Lead, "__init__", init):
+        assert Lead(**_GOOD)._wire == Lead.to_wire(Lead(**_GOOD))
+    assert seen == [_GOOD, _GOOD]
+
+    class Sub(Lead):
+        pass
+
+    assert type(Sub(**_GOOD)) is Sub
+    assert Sub(**_GOOD)._wire == Sub(**_GOOD).to_wire()
+    assert type(Lead(**_GOOD)) is Lead
 
 
 def test_a_subclass_of_lead_is_built_by_the_reference() -> None:

@@ -15,8 +15,10 @@ checks that both give the same answers on generated leads, valid and invalid.
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from itertools import chain, repeat
+from types import MemberDescriptorType
 from typing import Any, Final
 
 _ID: Final = "automation_tool_lead_id"
@@ -326,13 +328,20 @@ def wrap_results(leads_data: list[Any], cls: type[Any]) -> tuple[Any, ...] | Non
     )
     if not plain:
         return None
-    out: list[Any] = []
-    append = out.append
-    for data in leads_data:
-        wrapped = _new(cls)
-        _set(wrapped, "raw", data)
-        append(wrapped)
-    return tuple(out)
+    # Made and filled by map, in C: no Python frame per lead.
+    wrapped = list(map(_new, repeat(cls, len(leads_data))))
+    setter = _raw_setter(cls)
+    deque(map(setter, wrapped, leads_data), maxlen=0)
+    return tuple(wrapped)
+
+
+def _raw_setter(cls: type[Any]) -> Callable[[Any, Any], None]:
+    """What sets ``raw`` on a (frozen) ``cls``: its slot's own setter when it has one."""
+    slot = cls.__dict__.get("raw")
+    if type(slot) is MemberDescriptorType:
+        setter: Callable[[Any, Any], None] = slot.__set__
+        return setter
+    return lambda wrapped, data: _set(wrapped, "raw", data)
 
 
 def bind_lead_init(

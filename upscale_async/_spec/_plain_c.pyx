@@ -100,6 +100,30 @@ cdef extern from *:
         return 1;
     }
 
+    /* Calling a class: the vectorcall a class may have of its own (a Lead's, set below). */
+    static void upscale_set_type_vectorcall(PyObject *cls, void *f) {
+        ((PyTypeObject *)cls)->tp_vectorcall = (vectorcallfunc)f;
+    }
+    static int upscale_type_vectorcall_is(PyObject *cls, void *f) {
+        return ((PyTypeObject *)cls)->tp_vectorcall == (vectorcallfunc)f;
+    }
+    /* type.__call__(cls, *args, **kwargs) itself: __new__ then __init__, never a vectorcall. */
+    static PyObject *upscale_type_call(PyObject *cls, PyObject *args, PyObject *kwargs) {
+        return PyType_Type.tp_call(cls, args, kwargs);
+    }
+    /* True when the instances of cls are made by object.__new__ (no __new__ of its own). */
+    static int upscale_default_new(PyObject *cls) {
+        return ((PyTypeObject *)cls)->tp_new == PyBaseObject_Type.tp_new;
+    }
+    /* A new, empty instance of cls, as object.__new__(cls) makes it. */
+    static PyObject *upscale_alloc(PyObject *cls) {
+        return ((PyTypeObject *)cls)->tp_alloc((PyTypeObject *)cls, 0);
+    }
+    /* cls's own namespace (what cls.__dict__ shows), borrowed. */
+    static PyObject *upscale_type_dict(PyObject *cls) {
+        return ((PyTypeObject *)cls)->tp_dict;
+    }
+
     #include "structmember.h"
 
     /* The offset of a writable object slot of cls, from its member descriptor; -1 otherwise. */
@@ -125,6 +149,15 @@ cdef extern from *:
     int upscale_plain_url(PyObject *s) except -1
     Py_ssize_t upscale_slot_offset(PyObject *descr, PyObject *cls)
     void upscale_set_slot(object o, Py_ssize_t offset, object v)
+    void upscale_set_type_vectorcall(object cls, void *f)
+    int upscale_type_vectorcall_is(object cls, void *f)
+    object upscale_type_call(object cls, object args, object kwargs)
+    int upscale_default_new(PyObject *cls)
+    object upscale_alloc(PyObject *cls)
+    PyObject *upscale_type_dict(PyObject *cls)
+    Py_ssize_t PyVectorcall_NARGS(size_t nargsf)
+    int PyUnicode_Compare(PyObject *a, PyObject *b) except? -1
+    Py_ssize_t PyTuple_GET_SIZE(PyObject *t)
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
     Py_ssize_t PyDict_Size(object d) except -1
     bint PyDict_CheckExact(object o)
@@ -175,6 +208,8 @@ cdef inline int _optional_url(PyObject *v) except -1:
 
 #: The lead fields, in the documented order (``Lead.to_wire``): the keys ``_plain_by_keys`` knows.
 cdef tuple _FIELDS = (_ID, _LINKEDIN, _COMPANY, _FIRST, _LAST, _WEBSITE, _SPECIFIED)
+#: A wire dict with every field None, in that order: what ``_wire_of`` copies.
+cdef dict _WIRE_TEMPLATE = dict.fromkeys(_FIELDS)
 
 
 cdef int _plain_by_keys(object lead) except -2:
@@ -300,15 +335,17 @@ cdef inline object _wire_of(lead_id, linkedin, company, first, last, website, sp
         and _optional_url(s)
     ):
         return None
-    return {
-        _ID: lead_id,
-        _LINKEDIN: linkedin,
-        _COMPANY: company,
-        _FIRST: first,
-        _LAST: last,
-        _WEBSITE: website,
-        _SPECIFIED: specified,
-    }
+    # A copy of the template shares its key table (no resize, no key hashed), then each value
+    # is replaced: about half the cost of a new seven-key dict.
+    cdef dict wire = _WIRE_TEMPLATE.copy()
+    wire[_ID] = lead_id
+    wire[_LINKEDIN] = linkedin
+    wire[_COMPANY] = company
+    wire[_FIRST] = first
+    wire[_LAST] = last
+    wire[_WEBSITE] = website
+    wire[_SPECIFIED] = specified
+    return wire
 
 
 def init_lead(lead, lead_id, linkedin, company, first, last, website, specified, extra):
@@ -340,6 +377,10 @@ def bind_lead_init(type cls, reference, no_extra, freeze_extra, look_closer):
     ``freeze_extra`` (unless it is ``no_extra``), the fields are set in the slots directly,
     ``_wire`` is the wire dict when the lead is plain, and ``look_closer(lead)`` runs when it
     is not (it sets ``_wire`` when the exact rules find the lead valid).
+
+    The first class bound this way is also called in C (``_lead_call``, its type's vectorcall):
+    ``Lead(...)`` with keywords then does this work without an argument tuple, a keyword dict
+    or an ``__init__`` lookup.
     """
     cdef Py_ssize_t offsets[9]
     cdef bint direct = True
@@ -419,7 +460,109 @@ def bind_lead_init(type cls, reference, no_extra, freeze_extra, look_closer):
         if wire is None:
             look_closer(self)
 
-    return update_wrapper(__init__, reference)
+    bound = update_wrapper(__init__, reference)
+    global _call_cls, _call_init, _call_no_extra, _call_freeze_extra, _call_look_closer
+    if direct and _call_cls is None:  # the first binding (Lead's own) gets the fast call
+        _call_cls, _call_init = cls, bound
+        _call_no_extra, _call_freeze_extra, _call_look_closer = no_extra, freeze_extra, look_closer
+        for i in range(9):
+            _call_offsets[i] = offsets[i]
+        upscale_set_type_vectorcall(cls, <void *>_lead_call)
+    return bound
+
+
+def has_fast_call(type cls):
+    """True when calling ``cls`` builds it with ``_lead_call`` (the compiled ``Lead(...)``)."""
+    return bool(upscale_type_vectorcall_is(cls, <void *>_lead_call))
+
+
+# What ``_lead_call`` builds with: set once, by the first ``bind_lead_init`` that can.
+cdef object _call_cls = None
+cdef object _call_init = None  # the class's __init__ then: when replaced, calls go the usual way
+cdef object _call_no_extra = None
+cdef object _call_freeze_extra = None
+cdef object _call_look_closer = None
+cdef Py_ssize_t _call_offsets[9]
+#: The keywords ``_lead_call`` takes: the fields, in ``_LEAD_SLOTS`` order, then ``extra``.
+cdef tuple _KEYWORDS = (_ID, _LINKEDIN, _COMPANY, _FIRST, _LAST, _WEBSITE, _SPECIFIED, _EXTRA)
+cdef str _INIT = "__init__"
+
+
+cdef object _usual_call(PyObject *cls, PyObject **args, Py_ssize_t nargs, PyObject *kwnames):
+    """``type.__call__(cls, *args, **kwargs)`` for a vectorcall's arguments."""
+    cdef Py_ssize_t i, nkw = 0 if kwnames == NULL else PyTuple_GET_SIZE(kwnames)
+    positional = tuple([<object>args[i] for i in range(nargs)])
+    keywords = {<object>PyTuple_GET_ITEM(kwnames, i): <object>args[nargs + i] for i in range(nkw)}
+    return upscale_type_call(<object>cls, positional, keywords)
+
+
+cdef inline Py_ssize_t _keyword(PyObject *name, Py_ssize_t guess) except -1:
+    """The index of ``name`` in ``_KEYWORDS`` (``guess`` tried first), or 8 when not there."""
+    cdef PyObject *keywords = <PyObject *>_KEYWORDS
+    cdef Py_ssize_t j
+    if guess < 8 and name == PyTuple_GET_ITEM(keywords, guess):
+        return guess
+    for j in range(8):
+        if name == PyTuple_GET_ITEM(keywords, j):
+            return j
+    for j in range(8):  # an equal string that is another object (a parsed header, say)
+        if PyUnicode_Compare(name, PyTuple_GET_ITEM(keywords, j)) == 0:
+            return j
+    return 8
+
+
+# Long: every check that sends a call the usual way, then the same work as the C __init__.
+cdef object _lead_call(PyObject *cls, PyObject **args, size_t nargsf, PyObject *kwnames):
+    """``Lead(...)`` with keywords only: what ``type.__call__`` and the C ``__init__`` do, in
+    one C call (no argument tuple, keyword dict or ``__init__`` lookup). Any other call
+    (positional arguments, a keyword missing or unknown, a subclass, an ``__init__`` or
+    ``__new__`` replaced since) goes the usual way, so its errors are the same."""
+    cdef Py_ssize_t nargs = PyVectorcall_NARGS(nargsf), nkw, i, j
+    cdef PyObject *values[8]
+    if (
+        cls != <PyObject *>_call_cls
+        or nargs != 0
+        or kwnames == NULL
+        or not upscale_default_new(cls)
+        or PyDict_GetItemWithError(<object>upscale_type_dict(cls), _INIT) != <PyObject *>_call_init
+    ):
+        return _usual_call(cls, args, nargs, kwnames)
+    for j in range(8):
+        values[j] = NULL
+    nkw = PyTuple_GET_SIZE(kwnames)
+    for i in range(nkw):
+        j = _keyword(PyTuple_GET_ITEM(kwnames, i), i)
+        if j == 8 or values[j] != NULL:
+            return _usual_call(cls, args, nargs, kwnames)
+        values[j] = args[nargs + i]
+    if (
+        values[0] == NULL or values[1] == NULL or values[2] == NULL or values[3] == NULL
+        or values[4] == NULL
+    ):
+        return _usual_call(cls, args, nargs, kwnames)
+    lead_id, linkedin, company = <object>values[0], <object>values[1], <object>values[2]
+    first, last = <object>values[3], <object>values[4]
+    website = None if values[5] == NULL else <object>values[5]
+    specified = None if values[6] == NULL else <object>values[6]
+    extra = _call_no_extra if values[7] == NULL else <object>values[7]
+    if extra is not _call_no_extra:
+        extra = _call_freeze_extra(extra)
+    wire = None
+    if not extra:
+        wire = _wire_of(lead_id, linkedin, company, first, last, website, specified)
+    self = upscale_alloc(cls)
+    upscale_set_slot(self, _call_offsets[0], lead_id)
+    upscale_set_slot(self, _call_offsets[1], linkedin)
+    upscale_set_slot(self, _call_offsets[2], company)
+    upscale_set_slot(self, _call_offsets[3], first)
+    upscale_set_slot(self, _call_offsets[4], last)
+    upscale_set_slot(self, _call_offsets[5], website)
+    upscale_set_slot(self, _call_offsets[6], specified)
+    upscale_set_slot(self, _call_offsets[7], extra)
+    upscale_set_slot(self, _call_offsets[8], wire)
+    if wire is None:
+        _call_look_closer(self)
+    return self
 
 
 def wrap_results(list leads_data, type cls):
