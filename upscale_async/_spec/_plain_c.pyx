@@ -582,6 +582,16 @@ def wrap_results(list leads_data, type cls):
         if pid == NULL or not PyUnicode_CheckExact(pid):
             return None
     cdef list out = []
+    cdef Py_ssize_t offset = -1
+    descr = cls.__dict__.get(_RAW)
+    if descr is not None and upscale_default_new(<PyObject *>cls):
+        offset = upscale_slot_offset(<PyObject *>descr, <PyObject *>cls)
+    if offset >= 0:  # what object.__new__ and the slot's setter do, without the lookups
+        for data in leads_data:
+            wrapped = upscale_alloc(<PyObject *>cls)
+            upscale_set_slot(wrapped, offset, data)
+            out.append(wrapped)
+        return tuple(out)
     for data in leads_data:
         wrapped = cls.__new__(cls)
         PyObject_GenericSetAttr(wrapped, _RAW, data)
