@@ -263,6 +263,35 @@ def test_compiled_and_pure_retrieve_wrappers_agree(leads_data: list[Any]) -> Non
         assert [w.raw for w in fast] == [w.raw for w in pure] == leads_data
 
 
+def test_retrieve_wrappers_of_other_classes_are_made_the_usual_way() -> None:
+    """A class whose ``raw`` slot is inherited, or that has its own ``__new__``, is not made by
+    the compiled path's direct allocation: the same wrappers as the pure path's, ``raw`` set."""
+    from upscale_async import LeadMessages
+
+    class Sub(LeadMessages):
+        pass
+
+    made: list[Any] = []
+
+    class Own:
+        __slots__ = ("raw",)
+
+        def __new__(cls) -> Own:
+            made.append(cls)
+            return super().__new__(cls)
+
+    compiled = _compiled()
+    data = [{"external_prospect_id": "a"}, {"external_prospect_id": "b", "x": None}]
+    for cls in (Sub, Own):
+        for impl in (_plain, compiled):
+            wrapped = impl.wrap_results(data, cls)
+            assert [type(w) for w in wrapped] == [cls, cls]
+            assert [w.raw for w in wrapped] == data
+    made.clear()
+    compiled.wrap_results(data, Own)
+    assert made == [Own, Own]  # the compiled path calls the class's own __new__
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from("abcdef"), max_size=6), st.sets(st.sampled_from("abcdefgh")))
 def test_compiled_and_pure_id_claims_agree(ids: list[str], seen: set[str]) -> None:
