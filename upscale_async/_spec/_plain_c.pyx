@@ -20,6 +20,10 @@ cdef extern from *:
         Py_ssize_t i, n;
         int kind;
         const void *data;
+        if (PyUnicode_IS_COMPACT_ASCII(s)) {  /* the usual case: a first byte that is no space */
+            unsigned char c = *(const unsigned char *)(((PyASCIIObject *)s) + 1);
+            if (c > ' ') return 0;
+        }
     #if PY_VERSION_HEX < 0x030C0000
         if (PyUnicode_READY(s) < 0) return -1;
     #endif
@@ -47,9 +51,16 @@ cdef extern from *:
         const uint64_t ones = 0x0101010101010101ULL, tops = 0x8080808080808080ULL;
         uint64_t w;
         Py_ssize_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-            memcpy(&w, p + i, 8);
-            if (((w + 0x5f * ones) & ~(w + ones) & tops) != tops) return 0;
+        if (n >= 8) {
+            for (; i + 8 <= n; i += 8) {
+                memcpy(&w, p + i, 8);
+                if (((w + 0x5f * ones) & ~(w + ones) & tops) != tops) return 0;
+            }
+            if (i < n) {  /* the last 8 bytes, overlapping the word before */
+                memcpy(&w, p + n - 8, 8);
+                if (((w + 0x5f * ones) & ~(w + ones) & tops) != tops) return 0;
+            }
+            return 1;
         }
         for (; i < n; i++) {
             if (p[i] < 0x21 || p[i] > 0x7e) return 0;
@@ -70,6 +81,18 @@ cdef extern from *:
         if (PyUnicode_READY(s) < 0) return -1;
     #endif
         n = PyUnicode_GET_LENGTH(s);
+        if (PyUnicode_IS_COMPACT_ASCII(s)) {  /* the usual case: bytes compared as bytes */
+            const unsigned char *p = (const unsigned char *)(((PyASCIIObject *)s) + 1);
+            if (n > 8 && memcmp(p, "https://", 8) == 0) {
+                start = 8;
+            } else if (n > 7 && memcmp(p, "http://", 7) == 0) {
+                start = 7;
+            } else {
+                return 0;
+            }
+            if (p[start] == '/' || p[start] == '?' || p[start] == '#') return 0;
+            return upscale_ascii_graphic(p + start, n - start);
+        }
         kind = PyUnicode_KIND(s);
         data = PyUnicode_DATA(s);
         /* "https://" when the fifth character is 's' (and there is room), else "http://" */
