@@ -492,16 +492,40 @@ def table_submit(data: Json) -> str:
 # -- 2. per-lead CPU ---------------------------------------------------------------------------
 
 
-def per_call_seconds(fn: Callable[[], object], repeats: int, min_time: float) -> list[float]:
-    """Seconds per call of ``fn`` in each of ``repeats`` runs of >= ``min_time`` seconds."""
-    timer = timeit.Timer(fn)
+def _calls_per_run(timer: timeit.Timer, min_time: float) -> int:
+    """How many calls make one run of about ``min_time`` seconds."""
     number = 1
     while True:
         if timer.timeit(number) >= min_time / 4:
             break
         number *= 2
-    number = max(1, int(number * 4 * min_time / max(timer.timeit(number), 1e-9)))
-    return [t / number for t in timer.repeat(repeat=repeats, number=number)]
+    return max(1, int(number * 4 * min_time / max(timer.timeit(number), 1e-9)))
+
+
+def interleaved_rows(
+    cases: dict[str, Callable[[], object]],
+    items: int,
+    base: str,
+    repeats: int,
+    min_time: float,
+) -> Json:
+    """µs per item of each case, its runs interleaved with the others' (a round times each case
+    once, in turn), so drift on a shared machine moves them together; ``x_orjson`` is the median
+    of the per-round ratios to ``base``, measured in the same round."""
+    timers = {name: timeit.Timer(fn) for name, fn in cases.items()}
+    numbers = {name: _calls_per_run(timer, min_time) for name, timer in timers.items()}
+    runs: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, timer in timers.items():
+            runs[name].append(timer.timeit(numbers[name]) / numbers[name] / items * 1e6)
+    return {
+        name: {
+            "us_per_lead": median(times),
+            "runs": times,
+            "x_orjson": median([t / b for t, b in zip(times, runs[base], strict=True)]),
+        }
+        for name, times in runs.items()
+    }
 
 
 def retrieve_body(n_leads: int, types: Sequence[str]) -> bytes:
@@ -592,13 +616,7 @@ def section_cpu(quick: bool) -> Json:
     batch_validate = _batch_validate_cases(campaign, campaign_bytes, dicts, leads)
     cases.update(batch_validate)
     cases["lead_construction"] = build_leads
-    serialize: Json = {}
-    for name, fn in cases.items():
-        runs = [t / len(dicts) * 1e6 for t in per_call_seconds(fn, repeats, min_time)]
-        serialize[name] = {"us_per_lead": median(runs), "runs": runs}
-    base = serialize["orjson_dumps_dicts"]["us_per_lead"]
-    for row in serialize.values():
-        row["x_orjson"] = row["us_per_lead"] / base
+    serialize = interleaved_rows(cases, len(dicts), "orjson_dumps_dicts", repeats, min_time)
 
     n_parse = 10_000
     types = ("connection_request", "first_follow_up", "stage_ambition")
@@ -619,18 +637,12 @@ def section_cpu(quick: bool) -> Json:
                     count += 1
         return count
 
-    parse: Json = {}
     parse_cases: dict[str, Callable[[], object]] = {
         "orjson_loads": loads_only,
         "loads_structure_retrieved": loads_structure,
         "loads_structure_read_messages": loads_structure_read,
     }
-    for name, fn in parse_cases.items():
-        runs = [t / n_parse * 1e6 for t in per_call_seconds(fn, repeats, min_time)]
-        parse[name] = {"us_per_lead": median(runs), "runs": runs}
-    base = parse["orjson_loads"]["us_per_lead"]
-    for row in parse.values():
-        row["x_orjson"] = row["us_per_lead"] / base
+    parse = interleaved_rows(parse_cases, n_parse, "orjson_loads", repeats, min_time)
     worst_serialize = max(
         serialize["sdk_dicts"]["us_per_lead"], serialize["sdk_leads"]["us_per_lead"]
     )
@@ -720,7 +732,7 @@ CPU_TITLES = {
 
 def table_cpu(data: Json) -> str:
     lines = [
-        f"2. Per-lead CPU, no network (median of {data['repeats']} timeit repeats; "
+        f"2. Per-lead CPU, no network (median of {data['repeats']} interleaved timeit runs; "
         f"{data['summary'].get('fast_path', '?')} lead checks)",
         f"{'serialize a 100-lead request':<62}{'us/lead':>9}{'x orjson':>10}",
     ]
