@@ -338,14 +338,31 @@ _GOOD: dict[str, Any] = {
 }
 
 
+def _called(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """``Lead(*args, **kwargs)`` as it is (compiled: its C call): the Lead built (its fields
+    and wire), or the error it raised (type, message)."""
+    try:
+        lead = Lead(*args, **kwargs)
+    except Exception as exc:
+        return (type(exc), str(exc))
+    return (repr(lead), lead._wire, type(lead.extra))
+
+
 def _built(init: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    """A Lead built by ``init`` (its fields and wire), or the error it raised (type, message)."""
+    """:func:`_called` with ``init`` as ``Lead.__init__``."""
     with mock.patch.object(Lead, "__init__", init):
-        try:
-            lead = Lead(*args, **kwargs)
-        except Exception as exc:
-            return (type(exc), str(exc))
-        return (repr(lead), lead._wire, type(lead.extra))
+        return _called(args, kwargs)
+
+
+def _keywords(data: Any, extra: Any, dropped: str | None) -> dict[str, Any]:
+    """A generated lead's fields as keywords, ``extra`` added (unless None), one dropped."""
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        data = dict(_GOOD)
+    kwargs = dict(data)
+    if extra is not None:
+        kwargs["extra"] = extra
+    kwargs.pop(dropped or "", None)
+    return kwargs
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -360,24 +377,10 @@ def test_the_bound_lead_inits_do_what_the_reference_does(
 ) -> None:
     """Lead.__init__ in C and in one Python frame: the reference's Leads, wires and errors."""
     compiled = _compiled()
-    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
-        data = dict(_GOOD)
-    kwargs = dict(data)
-    if extra is not None:
-        kwargs["extra"] = extra
-    kwargs.pop(dropped or "", None)
+    kwargs = _keywords(data, extra, dropped)
     expected = _built(_models._LEAD_INIT_REFERENCE, args, kwargs)
     assert _built(_lead_init(_plain), args, kwargs) == expected
     assert _built(_lead_init(compiled), args, kwargs) == expected
-
-
-def _called(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    """``Lead(*args, **kwargs)`` as it is (compiled: its C call), as :func:`_built` reports."""
-    try:
-        lead = Lead(*args, **kwargs)
-    except Exception as exc:
-        return (type(exc), str(exc))
-    return (repr(lead), lead._wire, type(lead.extra))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -394,12 +397,7 @@ def test_calling_lead_builds_what_the_reference_builds(
     """``Lead(...)`` itself (on the compiled path a C call that skips ``__init__``): the
     reference's Leads, wires and errors, whether the keywords are the field names' own
     string objects or equal new ones (``Lead(**row)`` of a parsed row)."""
-    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
-        data = dict(_GOOD)
-    kwargs = dict(data)
-    if extra is not None:
-        kwargs["extra"] = extra
-    kwargs.pop(dropped or "", None)
+    kwargs = _keywords(data, extra, dropped)
     if fresh:
         kwargs = _fresh_keys(kwargs)
     assert _called(args, kwargs) == _built(_models._LEAD_INIT_REFERENCE, args, kwargs)

@@ -391,6 +391,33 @@ def init_lead(lead, lead_id, linkedin, company, first, last, website, specified,
 cdef tuple _LEAD_SLOTS = (_ID, _LINKEDIN, _COMPANY, _FIRST, _LAST, _WEBSITE, _SPECIFIED, _EXTRA, _WIRE)
 
 
+cdef class _LeadFill:
+    """How a new Lead of one class is filled, by its C ``__init__`` and by ``_lead_call``."""
+
+    cdef Py_ssize_t offsets[9]  # its slots' offsets, in ``_LEAD_SLOTS`` order
+    cdef object no_extra, freeze_extra, look_closer
+
+    cdef fill(self, lead, lead_id, linkedin, company, first, last, website, specified, extra):
+        """Freeze ``extra`` (unless it is ``no_extra``), set the slots and ``_wire`` (the wire
+        dict when the lead is plain), and look closer when it is not."""
+        if extra is not self.no_extra:
+            extra = self.freeze_extra(extra)
+        wire = None
+        if not extra:
+            wire = _wire_of(lead_id, linkedin, company, first, last, website, specified)
+        upscale_set_slot(lead, self.offsets[0], lead_id)
+        upscale_set_slot(lead, self.offsets[1], linkedin)
+        upscale_set_slot(lead, self.offsets[2], company)
+        upscale_set_slot(lead, self.offsets[3], first)
+        upscale_set_slot(lead, self.offsets[4], last)
+        upscale_set_slot(lead, self.offsets[5], website)
+        upscale_set_slot(lead, self.offsets[6], specified)
+        upscale_set_slot(lead, self.offsets[7], extra)
+        upscale_set_slot(lead, self.offsets[8], wire)
+        if wire is None:
+            self.look_closer(lead)
+
+
 # Long: the C __init__ and its fallback to the reference kept together (one closure).
 def bind_lead_init(type cls, reference, no_extra, freeze_extra, look_closer):
     """``cls.__init__`` in C, doing what ``reference`` (the Python ``Lead.__init__``) does.
@@ -405,17 +432,17 @@ def bind_lead_init(type cls, reference, no_extra, freeze_extra, look_closer):
     ``Lead(...)`` with keywords then does this work without an argument tuple, a keyword dict
     or an ``__init__`` lookup.
     """
-    cdef Py_ssize_t offsets[9]
+    cdef _LeadFill filler = _LeadFill()
+    filler.no_extra, filler.freeze_extra, filler.look_closer = no_extra, freeze_extra, look_closer
     cdef bint direct = True
     cdef Py_ssize_t i
     for i in range(9):
         descr = cls.__dict__.get(_LEAD_SLOTS[i])
-        offsets[i] = -1 if descr is None else upscale_slot_offset(<PyObject *>descr, <PyObject *>cls)
-        if offsets[i] < 0:
+        filler.offsets[i] = (
+            -1 if descr is None else upscale_slot_offset(<PyObject *>descr, <PyObject *>cls)
+        )
+        if filler.offsets[i] < 0:
             direct = False
-    cdef Py_ssize_t o_id = offsets[0], o_linkedin = offsets[1], o_company = offsets[2]
-    cdef Py_ssize_t o_first = offsets[3], o_last = offsets[4], o_website = offsets[5]
-    cdef Py_ssize_t o_specified = offsets[6], o_extra = offsets[7], o_wire = offsets[8]
 
     def __init__(
         self,
@@ -463,33 +490,15 @@ def bind_lead_init(type cls, reference, no_extra, freeze_extra, look_closer):
             lead_specified_url = None
         if extra is _MISSING:
             extra = no_extra
-        if extra is not no_extra:
-            extra = freeze_extra(extra)
-        wire = None
-        if not extra:
-            wire = _wire_of(
-                automation_tool_lead_id, lead_linkedin, lead_company, first_name, last_name,
-                lead_company_website_url, lead_specified_url,
-            )
-        upscale_set_slot(self, o_id, automation_tool_lead_id)
-        upscale_set_slot(self, o_linkedin, lead_linkedin)
-        upscale_set_slot(self, o_company, lead_company)
-        upscale_set_slot(self, o_first, first_name)
-        upscale_set_slot(self, o_last, last_name)
-        upscale_set_slot(self, o_website, lead_company_website_url)
-        upscale_set_slot(self, o_specified, lead_specified_url)
-        upscale_set_slot(self, o_extra, extra)
-        upscale_set_slot(self, o_wire, wire)
-        if wire is None:
-            look_closer(self)
+        filler.fill(
+            self, automation_tool_lead_id, lead_linkedin, lead_company, first_name, last_name,
+            lead_company_website_url, lead_specified_url, extra,
+        )
 
     bound = update_wrapper(__init__, reference)
-    global _call_cls, _call_init, _call_no_extra, _call_freeze_extra, _call_look_closer
+    global _call_cls, _call_init, _call_fill
     if direct and _call_cls is None:  # the first binding (Lead's own) gets the fast call
-        _call_cls, _call_init = cls, bound
-        _call_no_extra, _call_freeze_extra, _call_look_closer = no_extra, freeze_extra, look_closer
-        for i in range(9):
-            _call_offsets[i] = offsets[i]
+        _call_cls, _call_init, _call_fill = cls, bound, filler
         upscale_set_type_vectorcall(cls, <void *>_lead_call)
     return bound
 
@@ -502,10 +511,7 @@ def has_fast_call(type cls):
 # What ``_lead_call`` builds with: set once, by the first ``bind_lead_init`` that can.
 cdef object _call_cls = None
 cdef object _call_init = None  # the class's __init__ then: when replaced, calls go the usual way
-cdef object _call_no_extra = None
-cdef object _call_freeze_extra = None
-cdef object _call_look_closer = None
-cdef Py_ssize_t _call_offsets[9]
+cdef _LeadFill _call_fill = None  # and how it fills a Lead
 #: The keywords ``_lead_call`` takes: the fields, in ``_LEAD_SLOTS`` order, then ``extra``.
 cdef tuple _KEYWORDS = (_ID, _LINKEDIN, _COMPANY, _FIRST, _LAST, _WEBSITE, _SPECIFIED, _EXTRA)
 cdef str _INIT = "__init__"
@@ -567,24 +573,9 @@ cdef object _lead_call(PyObject *cls, PyObject **args, size_t nargsf, PyObject *
     first, last = <object>values[3], <object>values[4]
     website = None if values[5] == NULL else <object>values[5]
     specified = None if values[6] == NULL else <object>values[6]
-    extra = _call_no_extra if values[7] == NULL else <object>values[7]
-    if extra is not _call_no_extra:
-        extra = _call_freeze_extra(extra)
-    wire = None
-    if not extra:
-        wire = _wire_of(lead_id, linkedin, company, first, last, website, specified)
+    extra = _call_fill.no_extra if values[7] == NULL else <object>values[7]
     self = upscale_alloc(cls)
-    upscale_set_slot(self, _call_offsets[0], lead_id)
-    upscale_set_slot(self, _call_offsets[1], linkedin)
-    upscale_set_slot(self, _call_offsets[2], company)
-    upscale_set_slot(self, _call_offsets[3], first)
-    upscale_set_slot(self, _call_offsets[4], last)
-    upscale_set_slot(self, _call_offsets[5], website)
-    upscale_set_slot(self, _call_offsets[6], specified)
-    upscale_set_slot(self, _call_offsets[7], extra)
-    upscale_set_slot(self, _call_offsets[8], wire)
-    if wire is None:
-        _call_look_closer(self)
+    _call_fill.fill(self, lead_id, linkedin, company, first, last, website, specified, extra)
     return self
 
 
