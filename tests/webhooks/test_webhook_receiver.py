@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import hmac
+import socket
 import time
+import warnings
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -250,3 +253,30 @@ async def test_receiver_closes_cleanly_with_open_keepalive(hub: CompletionHub) -
     async with aiohttp.ClientSession() as session, WebhookReceiver(hub, verifier=verifier) as rx:
         body, headers = sign(event_body())
         assert (await post(session, rx.url, body, headers))[0] == 200
+
+
+@pytest.mark.parametrize("turns", range(5))
+async def test_closing_while_connections_are_being_accepted_leaks_nothing(
+    hub: CompletionHub, turns: int
+) -> None:
+    """Connections the loop accepted just before ``aclose`` are closed with the rest.
+
+    asyncio accepts a connection in one turn of the loop and makes its transport in a later
+    one; a server closed in between used to leave the accepted socket (and a half-made
+    transport) open, a ResourceWarning. Some number of turns between the connects and
+    ``aclose`` hits that window; the parameter tries each.
+    """
+    rx = WebhookReceiver(hub, verifier=StandardWebhooksVerifier(SECRET))
+    await rx.start()
+    clients = [socket.create_connection(("127.0.0.1", rx.port), timeout=5) for _ in range(3)]
+    try:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        await rx.aclose()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gc.collect()
+    finally:
+        for client in clients:
+            client.close()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []

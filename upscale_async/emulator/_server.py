@@ -21,6 +21,27 @@ from ._webhooks import WebhookSender
 __all__ = ["Emulator"]
 
 
+async def _stop_accepting(server: asyncio.Server) -> None:
+    """Stop accepting, then close ``server`` once the connections it accepted have transports.
+
+    asyncio makes an accepted connection's transport a turn of the loop after accepting it,
+    and fails to if the server closed in between, leaving the socket open (a ResourceWarning).
+    So the listening sockets leave the selector first, and two turns let pending accepts
+    finish; the runner's cleanup then closes those connections with the rest. (The webhook
+    receiver does the same; the emulator imports nothing of the SDK's but the contract.)
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        for sock in server.sockets:
+            loop.remove_reader(sock.fileno())
+    except NotImplementedError:  # a loop without readers (Windows' proactor): close at once
+        pass
+    else:
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    server.close()
+
+
 class Emulator:
     """A local Upscale API server on aiohttp.web, for development, tests and benchmarks.
 
@@ -47,6 +68,7 @@ class Emulator:
         self.engine = Engine(self.config, self.state, self.webhooks.notify)
         self.created_at = utc_now()
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
         self._scheduler: asyncio.Task[None] | None = None
         self._port: int | None = None
 
@@ -153,13 +175,17 @@ class Emulator:
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.config.host, self.config.port, reuse_address=True)
-            await site.start()
+            factory = runner.server
+            assert factory is not None
+            # Our own listener rather than a TCPSite, so that closing can stop accepting first.
+            server = await asyncio.get_running_loop().create_server(
+                factory, self.config.host, self.config.port, reuse_address=True
+            )
         except BaseException:
             await runner.cleanup()
             raise
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
+        self._runner, self._server = runner, server
+        self._port = int(server.sockets[0].getsockname()[1])
         self._scheduler = asyncio.get_running_loop().create_task(self.engine.run())
 
     async def aclose(self) -> None:
@@ -170,6 +196,9 @@ class Emulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await scheduler
         runner, self._runner = self._runner, None
+        server, self._server = self._server, None
+        if server is not None:
+            await _stop_accepting(server)
         if runner is not None:
             await runner.cleanup()
         await self.webhooks.aclose()

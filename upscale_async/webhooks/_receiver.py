@@ -333,6 +333,27 @@ def _make_handler(
     return handle_upscale_webhook
 
 
+async def _stop_accepting(server: asyncio.Server) -> None:
+    """Stop accepting, then close ``server`` once the connections it accepted have transports.
+
+    asyncio accepts a connection in one turn of the loop and makes its transport in a later
+    one, and a server closed in between fails that step (``Server._attach``), leaving the
+    accepted socket open. So the listening sockets leave the selector first; two turns let
+    the pending accepts make their transports (and run ``connection_made``), so the gate and
+    the runner close them with the rest.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        for sock in server.sockets:
+            loop.remove_reader(sock.fileno())
+    except NotImplementedError:  # a loop without readers (Windows' proactor): close at once
+        pass
+    else:
+        await asyncio.sleep(0)  # pending accepts make their transports
+        await asyncio.sleep(0)  # and the Guards' connection_made runs
+    server.close()
+
+
 class WebhookReceiver:
     """An aiohttp.web server that feeds completion webhooks into a hub (async context manager).
 
@@ -470,7 +491,7 @@ class WebhookReceiver:
         gate = self._gate
         self._port = None
         if server is not None:
-            server.close()  # stop accepting
+            await _stop_accepting(server)
         if runner is not None:
             await runner.cleanup()  # lets requests in flight finish, then closes
         if gate is not None:
