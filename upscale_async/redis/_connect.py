@@ -35,7 +35,10 @@ DEFAULT_NAMESPACE = "upscale"
 """The key prefix when none is given; give each deployment its own."""
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
-_CREDENTIALS = re.compile(r"//[^@/]*@")
+# Up to the last "@": redis-py takes a password holding "@" (it splits the address at the last
+# one), and one holding "/" must not show either. A query's password= is hidden too.
+_CREDENTIALS = re.compile(r"//.*@", re.DOTALL)
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 _INSTALL = "pip install 'upscale_async[redis]'"
 
 
@@ -52,8 +55,8 @@ class RedisUnavailableError(UpscaleError, ConnectionError):
 
 
 def redact_redis_url(url: str) -> str:
-    """``url`` with its user and password (if any) replaced by ``***``."""
-    return _CREDENTIALS.sub("//***@", url)
+    """``url`` with its user and password (if any, in the address or the query) as ``***``."""
+    return _QUERY_PASSWORD.sub(r"\1***", _CREDENTIALS.sub("//***@", url, count=1))
 
 
 def redis_url(url: str | None = None) -> str:
