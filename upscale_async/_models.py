@@ -7,7 +7,7 @@ strings) by the converter in ``_wire.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from typing import Any
 
 import attrs
@@ -59,13 +59,29 @@ def _as_message_type(value: object) -> MessageType | str:
     return value  # type: ignore[return-value]  # kept as given; validation reports it
 
 
+_SEQUENCE_FORM = "a list of message types (MessageType or str) or of SequenceStep objects"
+
+
+def _sequence_refusal(value: object) -> str | None:
+    """Why a Campaign cannot take ``value`` as its message_sequence, or None when it can.
+
+    The one rule for both ways in: ``Campaign(...)`` raises it as a TypeError, and
+    ``Campaign.from_mapping`` reports it as the ``message_sequence`` problem. A mapping or a
+    set is refused: it has no order of steps (a dict would be read as its keys).
+    """
+    if value is None:
+        return f"message_sequence is required but was missing or blank; pass {_SEQUENCE_FORM}"
+    if isinstance(value, str | bytes | Mapping | Set) or not isinstance(value, Iterable):
+        given = type(value).__name__
+        return f"message_sequence must be an array, not {given}; pass {_SEQUENCE_FORM}"
+    return None
+
+
 def _to_sequence(value: Iterable[Any]) -> tuple[SequenceStep, ...]:
     """Accept message types (enum or string), SequenceStep objects or ``{step, messageType}``."""
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise TypeError(
-            "message_sequence must be a list of message types (MessageType or str) or of "
-            f"SequenceStep objects, not {type(value).__name__}"
-        )
+    refusal = _sequence_refusal(value)
+    if refusal is not None:
+        raise TypeError(refusal)
     steps: list[SequenceStep] = []
     for i, entry in enumerate(value):
         if isinstance(entry, SequenceStep):
@@ -121,20 +137,35 @@ class Campaign:
     ) -> Campaign:
         """Validate a mapping with the wire keys (a campaign JSON file) and build a Campaign.
 
+        The mapping goes through ``Campaign(...)`` itself, then through the checks a Campaign
+        gets before it is sent (those of its wire object), so both ways accept the same
+        values, normalise them alike and report the same messages. A missing field counts as
+        None (reported as required).
+
         Raises :class:`~upscale_async.ValidationError` listing every problem, including keys
         that are not campaign fields (a typo would otherwise be dropped silently).
         """
         from ._errors import ValidationError
         from ._spec.validation import check_campaign, unknown_field
 
-        problems = check_campaign(data, allow_unknown_message_types=allow_unknown_message_types)
         known = list(attrs.fields_dict(cls))
+        values: dict[str, Any] = {name: data.get(name) for name in known}
+        refusal = _sequence_refusal(values["message_sequence"])
+        if refusal is not None:  # Campaign(...) would raise it: checked without a sequence
+            values["message_sequence"] = ()
+        campaign = cls(**values)
+        wire = campaign.to_wire()
+        if refusal is not None:
+            wire["message_sequence"] = None  # its one problem, in the server's order
+        problems = check_campaign(wire, allow_unknown_message_types=allow_unknown_message_types)
+        if refusal is not None:
+            problems = [(p, refusal if p == "message_sequence" else m) for p, m in problems]
         for key in data:
             if key not in known:
                 problems.append(unknown_field("", key, known, "a campaign field"))
         if problems:
             raise ValidationError(problems)
-        return cls(**{k: v for k, v in data.items()})
+        return campaign
 
     def to_wire(self, *, sequence_as_strings: bool = False) -> dict[str, Any]:
         """The JSON object sent on the wire (without ``lead_data``), in the documented order."""

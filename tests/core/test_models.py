@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from upscale_async import (
     Campaign,
@@ -14,7 +18,9 @@ from upscale_async import (
     RetrievedMessages,
     SequenceStep,
     Tone,
+    ValidationError,
 )
+from upscale_async._spec.validation import check_campaign
 from upscale_async._wire import _converter as converter
 from upscale_async._wire import encode_request, structure_retrieved
 
@@ -300,3 +306,142 @@ def test_retrieved_messages_mirror_the_wire_shape() -> None:
     assert result.campaign.leads_data == result.leads
     assert result.campaign.extra == {"new_key": 1}
     assert result.account == {"automation_tool_customer_id": "customer_12345"}
+
+
+# -- Campaign(...) and Campaign.from_mapping(...) are one way --------------------------------
+
+_TEXTS = st.sampled_from(
+    [
+        "customer_12345",
+        " customer_12345",
+        "customer_12345 ",
+        "",
+        "   ",
+        "\t",
+        "https://acme.example",
+    ]
+)
+_URLS = st.sampled_from(
+    ["https://acme.example", " https://acme.example", "https://acme.example ", "ftp://acme", "x y"]
+)
+_WRONG = st.one_of(st.none(), st.integers(-2, 2), st.just(["x"]), st.just({"a": 1}))
+_TYPES = st.sampled_from(
+    [
+        "connection_request",
+        " connection_request",
+        "first_follow_up",
+        "stage_ambition",
+        "share_material",
+        "hiring_activity",
+        "breakup",
+        "",
+        " ",
+    ]
+)
+_ENTRIES = st.one_of(
+    _TYPES,
+    _WRONG,
+    st.sampled_from(list(MessageType)),
+    st.builds(SequenceStep, step=st.integers(0, 2), message_type=_TYPES),
+    st.fixed_dictionaries(
+        {"step": st.one_of(st.integers(0, 2), st.just("1"), st.none()), "messageType": _TYPES}
+    ),
+    st.fixed_dictionaries({"messageType": st.one_of(_TYPES, _WRONG)}),
+)
+_SEQUENCES = st.one_of(
+    st.lists(_ENTRIES, max_size=4),
+    st.lists(_ENTRIES, max_size=3).map(tuple),
+    st.sampled_from([None, "connection_request", b"x", 5, {"connection_request": 1}]),
+    st.just({"step": 1, "messageType": "connection_request"}),
+    st.just(frozenset({"connection_request"})),
+)
+_COUNTRIES = st.sampled_from(["GB", "gb", "GB ", " GB", " gb\t", "XX", "", "  ", "G B", "GBR"])
+_CAMPAIGN_FIELDS = st.fixed_dictionaries(
+    {
+        "completion_notification_url": st.one_of(_URLS, _WRONG),
+        "automation_tool_customer_id": st.one_of(_TEXTS, _WRONG),
+        "automation_tool_campaign_id": _TEXTS,
+        "automation_tool_campaign_name": _TEXTS,
+        "proposition_company_name": st.one_of(_TEXTS, _WRONG),
+        "proposition_company_url": _URLS,
+        "message_sequence": _SEQUENCES,
+    },
+    optional={
+        "tone_preference": st.one_of(
+            st.sampled_from(["formal", " formal", "CASUAL", "shouty", ""]),
+            st.sampled_from(list(Tone)),
+            _WRONG,
+        ),
+        "signoff_name": st.one_of(_TEXTS, _WRONG),
+        "job_title": st.one_of(_TEXTS, _WRONG),
+        "material_link": st.one_of(_URLS, _WRONG),
+        "hiring_location": st.one_of(_COUNTRIES, _WRONG),
+    },
+)
+
+
+def _as_object(kw: dict[str, Any], allow: bool) -> tuple[str, Any]:
+    """What ``Campaign(**kw)`` gives once checked the way a Campaign is checked before sending."""
+    try:
+        campaign = Campaign(**kw)
+    except TypeError as exc:  # a message_sequence that is not a list: refused when built
+        return "refused", str(exc)
+    problems = check_campaign(campaign.to_wire(), allow_unknown_message_types=allow)
+    return ("invalid", problems) if problems else ("valid", campaign)
+
+
+@settings(max_examples=600, deadline=None)
+@given(kw=_CAMPAIGN_FIELDS, allow=st.booleans())
+def test_from_mapping_is_exactly_the_campaign_constructor(kw: dict[str, Any], allow: bool) -> None:
+    """A mapping gets exactly a Campaign's normalisation and checks, with the same messages.
+
+    Both accept and build equal Campaigns, or both reject with the same (path, message) list.
+    Campaign(...) refuses a message_sequence that is not a list when it is built (TypeError);
+    from_mapping reports that same message at ``message_sequence``, beside any other problem.
+    """
+    outcome, expected = _as_object(kw, allow)
+    if outcome == "valid":
+        assert Campaign.from_mapping(kw, allow_unknown_message_types=allow) == expected
+        return
+    with pytest.raises(ValidationError) as caught:
+        Campaign.from_mapping(kw, allow_unknown_message_types=allow)
+    if outcome == "invalid":
+        assert caught.value.errors == expected
+    else:
+        assert ("message_sequence", expected) in caught.value.errors
+
+
+@pytest.mark.parametrize("location", ["GB ", " GB", " gb\t"])
+def test_from_mapping_strips_hiring_location_like_the_constructor(location: str) -> None:
+    """A padded hiring_location is stripped and upper-cased by both ways, then accepted."""
+    kw = {
+        **s0_body(),
+        "message_sequence": ["hiring_activity"],
+        "hiring_location": location,
+    }
+    del kw["lead_data"]
+    assert Campaign.from_mapping(kw).hiring_location == "GB"
+    assert Campaign.from_mapping(kw) == Campaign(**kw)
+
+
+def test_from_mapping_reports_a_bad_sequence_with_every_other_problem() -> None:
+    """A sequence Campaign(...) cannot take is one problem among the others, in server order."""
+    kw = {**s0_body(), "automation_tool_customer_id": " ", "tone_preference": "loud"}
+    del kw["lead_data"], kw["message_sequence"]
+    with pytest.raises(ValidationError) as caught:
+        Campaign.from_mapping({**kw, "message_sequence": "connection_request", "tone": 1})
+    with pytest.raises(TypeError) as refused:
+        Campaign(**kw, message_sequence="connection_request")
+    assert [path for path, _ in caught.value.errors] == [
+        "automation_tool_customer_id",
+        "message_sequence",
+        "tone_preference",
+        "tone",
+    ]
+    assert caught.value.messages[1] == str(refused.value)
+    assert str(refused.value).startswith("message_sequence must be an array")
+    with pytest.raises(ValidationError) as missing:
+        Campaign.from_mapping(kw)
+    assert missing.value.messages[1].startswith(
+        "message_sequence is required but was missing or blank"
+    )
