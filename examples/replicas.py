@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import time
 import uuid
 
 from upscale_async import BatchPolicy, PollPolicy, UpscaleClient
 from upscale_async.emulator import Emulator
-from upscale_async.redis import RedisBackend, connect
+from upscale_async.redis import RedisBackend, RedisUnavailableError, connect
 from upscale_async.testing import make_campaign, make_leads
 from upscale_async.webhooks import CompletionHub, StandardWebhooksVerifier, WebhookReceiver
 
@@ -71,4 +72,7 @@ if __name__ == "__main__":
         default=os.environ.get("UPSCALE_REDIS_URL", "redis://127.0.0.1:6379/0"),
         help="the Redis URL (default: $UPSCALE_REDIS_URL, else redis://127.0.0.1:6379/0)",
     )
-    asyncio.run(main(parser.parse_args().redis))
+    try:
+        asyncio.run(main(parser.parse_args().redis))
+    except RedisUnavailableError as exc:
+        sys.exit(f"replicas.py: {exc} (start one, or pass --redis URL)")

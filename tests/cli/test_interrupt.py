@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from upscale_async.emulator import Fault, FaultPlan
@@ -135,3 +136,52 @@ def test_random_interrupts_then_resume_post_each_lead_once(
     assert {r["outcome"] for r in outcomes} == {"generated"}, seed
     assert pending_seen > 0, seed  # some runs were cut with requests accepted, not complete
     assert not (tmp_path / "out.jsonl.journal").exists()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("where", ["--no-journal", "stdout"])
+def test_without_a_journal_an_interrupt_still_names_every_accepted_request(
+    tmp_path: Path, campaign_file: Path, where: str
+) -> None:
+    """SIGINT with no journal: the leads Upscale accepted are ``pending`` with their request.
+
+    They used to be written ``not_submitted`` ("--resume sends it") although they were charged,
+    and ``--resume`` is refused without a journal.
+    """
+    leads = valid_leads(80)
+    write_csv(tmp_path / "leads.csv", leads)
+    with EmulatorThread(messages_per_second=1, webhook_secret=None) as emu:
+        args = _cli(emu, tmp_path, campaign_file)
+        if where == "stdout":
+            args[args.index("--out") + 1] = "-"
+        else:
+            args.append("--no-journal")
+        # Wait for some requests to be accepted (generation at 1 message/s keeps them pending).
+        done = _interrupt_once(emu, args, tmp_path, signal.SIGINT, 1.0)
+        accepted = emu.call(
+            lambda: {r: {row[0] for row in q.leads} for r, q in emu.state.requests.items()}
+        )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 130, done.stderr
+    out = (
+        records(tmp_path / "out.jsonl")
+        if where != "stdout"
+        else [orjson.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    )
+    assert sorted(r["lead_id"] for r in out) == sorted(
+        lead["automation_tool_lead_id"] for lead in leads
+    )
+    assert accepted, "no request was accepted before the interrupt"
+    by_id = {r["lead_id"]: r for r in out}
+    for request_id, lead_ids in accepted.items():
+        for lead_id in lead_ids:
+            record = by_id[lead_id]
+            if record["outcome"] != "generated":
+                assert record["outcome"] == "pending", record
+                assert record["secure_request_id"] == request_id, record
+                assert "upscale-async retrieve" in record["reason"], record
+    for record in out:
+        if record["outcome"] == "not_submitted":
+            assert "--resume" not in record["reason"], record
+    assert "no journal to --resume from" in done.stderr, done.stderr
+    assert "Continue with" not in done.stderr, done.stderr

@@ -390,6 +390,9 @@ class _Run:
         previous = files.previous
         self.awaited: list[AcceptedRequest] = []
         self.awaiting: dict[str, str] = {}  # lead id -> request id, for awaited leads
+        self.accepted: list[AcceptedRequest] = []
+        """The requests this run had accepted, journal or not: after an interrupt, their leads
+        are ``pending`` with the request's id, never ``not_submitted``."""
         source: Iterable[Any] = self.leads
         if previous is not None and self.journal is not None:
             self.awaited, self.awaiting = previous.awaiting(self.journal)
@@ -489,14 +492,15 @@ class _Run:
         finally:
             receiver.__exit__(None, None, None)
 
+    async def on_accepted(self, request: AcceptedRequest) -> None:
+        """Remember an accepted request (in the journal too, when there is one)."""
+        self.accepted.append(request)
+        if self.journal is not None:
+            await self.journal.record(request)
+
     def write_unfinished(self) -> None:
         """After an interrupt: a record for every lead that has none, in input order."""
-        journal = self.journal
-        sent = (
-            {}
-            if journal is None
-            else {i: r.secure_request_id for r in journal.accepted for i in r.lead_ids}
-        )
+        sent = {i: r.secure_request_id for r in self.accepted for i in r.lead_ids}
         for lead in list(self.gate.unsettled.values()):
             key = lead_key(lead)
             request_id = sent.get(key) if key is not None else None
@@ -518,14 +522,21 @@ class _Run:
         if line is not None:
             record["line"] = line
         record["secure_request_id"] = request_id
-        record["reason"] = (
-            "accepted (and charged) before the run was interrupted; --resume collects it"
+        collect = (
+            "--resume collects it"
+            if self.journal is not None
+            else f"collect it with: upscale-async retrieve {request_id}"
         )
+        record["reason"] = f"accepted (and charged) before the run was interrupted; {collect}"
         self.writer.write(record)
         self.record(PENDING)
 
     def not_sent(self, lead: Any) -> None:
-        reason = "not sent: the run was interrupted; --resume sends it"
+        reason = "not sent: the run was interrupted; " + (
+            "--resume sends it"
+            if self.journal is not None
+            else "send it again (this record's lead, or the results file given back as leads)"
+        )
         self.writer.outcome(
             LeadOutcome(lead_id=lead_key(lead), outcome="not_submitted", reason=reason, lead=lead)
         )
@@ -569,7 +580,7 @@ class _Run:
                     batch=batch,
                     timeout=options.timeout,
                     on_progress=self.on_batch,
-                    on_accepted=None if self.journal is None else self.journal.record,
+                    on_accepted=self.on_accepted,
                     accepted=self.awaited,
                 ) as outcomes:
                     await self.read_outcomes(outcomes)
@@ -613,6 +624,13 @@ class _Run:
             summary.advice.append(line)
             return
         if journal is None:
+            summary.advice.append(
+                f"{unfinished} leads have no final record and there is no journal to --resume "
+                f"from (--no-journal, or --out -): {summary.counts[PENDING]} pending were "
+                "accepted and charged (collect each with: upscale-async retrieve ID, the "
+                f"request named in its record); {summary.counts['not_submitted']} not sent "
+                "carry their lead, to send again"
+            )
             return
         summary.advice.append(
             f"{unfinished} leads have no final record (pending, not sent, or timed out); "

@@ -263,6 +263,8 @@ class _Handlers:
         if isinstance(key, web.Response):
             return key
         account = self.state.accounts[key]
+        # Invented: credits_remaining and credits_used, the live fields; the docs' placeholder
+        # body has only the first four.
         return _json(
             {
                 "created_at": self.created_at,

@@ -35,11 +35,13 @@ async def _stop_accepting(server: asyncio.Server) -> None:
         for sock in server.sockets:
             loop.remove_reader(sock.fileno())
     except NotImplementedError:  # a loop without readers (Windows' proactor): close at once
-        pass
-    else:
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
-    server.close()
+        server.close()
+        return
+    try:
+        await asyncio.sleep(0)  # pending accepts make their transports
+        await asyncio.sleep(0)  # and their protocols' connection_made runs
+    finally:
+        server.close()  # even when cancelled in between: the listener never leaks
 
 
 class Emulator:

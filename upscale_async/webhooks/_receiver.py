@@ -347,11 +347,13 @@ async def _stop_accepting(server: asyncio.Server) -> None:
         for sock in server.sockets:
             loop.remove_reader(sock.fileno())
     except NotImplementedError:  # a loop without readers (Windows' proactor): close at once
-        pass
-    else:
+        server.close()
+        return
+    try:
         await asyncio.sleep(0)  # pending accepts make their transports
-        await asyncio.sleep(0)  # and the Guards' connection_made runs
-    server.close()
+        await asyncio.sleep(0)  # and their protocols' connection_made runs
+    finally:
+        server.close()  # even when cancelled in between: the listener never leaks
 
 
 class WebhookReceiver:
