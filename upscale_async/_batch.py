@@ -502,9 +502,10 @@ class _Batch:
             if self.on_progress is not None:
                 await self.notify(self.on_progress, self.progress())
             return None
-        # Chunk k is input leads [k * chunk_size, (k + 1) * chunk_size) on every worker.
+        # Chunk k is input leads [k * chunk_size, (k + 1) * chunk_size) on every worker; its
+        # digest covers the leads as sent, so the same ids with other lead data are refused.
         ids_tuple = tuple(ids)
-        digest = chunk_digest(ids_tuple, self.campaign_key)
+        digest = chunk_digest(ids_tuple, self.campaign_key, leads=wire)
         chunk = Chunk(start // self.chunk_size, start, ids_tuple, digest)
         return _Held(wire, originals, ids, start, chunk)
 

@@ -156,14 +156,15 @@ async def test_a_chunk_of_rejected_leads_is_reported_and_never_claimed() -> None
     assert [(r.leads_accepted, r.leads_rejected) for r in reports] == [(10, 0), (10, 10)]
 
 
-async def test_each_chunk_claimed_carries_the_digest_of_its_ids_and_campaign() -> None:
-    """Chunk.digest is the digest of the chunk's lead ids keyed by the campaign."""
+async def test_each_chunk_claimed_carries_the_digest_of_its_ids_campaign_and_leads() -> None:
+    """Chunk.digest is the digest of the chunk's lead ids, the campaign and the leads as sent."""
     ledger = Ledger()
-    await run(ledger, sample_leads(20))
+    leads = sample_leads(20)
+    await run(ledger, leads)
     key = campaign_key(orjson.dumps(make_campaign().to_wire()))
     assert [c.index for c in ledger.chunks] == [0, 1]
-    for chunk in ledger.chunks:
-        assert chunk.digest == chunk_digest(chunk.lead_ids, key)
+    for chunk, sent in zip(ledger.chunks, (leads[:10], leads[10:]), strict=True):
+        assert chunk.digest == chunk_digest(chunk.lead_ids, key, leads=sent)
     assert ledger.chunks[0].digest != ledger.chunks[1].digest
 
 

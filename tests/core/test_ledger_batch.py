@@ -6,7 +6,11 @@ script), so the batch's side of the protocol is tested alone; tests/redis tests 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import defaultdict
+from decimal import Decimal
+from typing import Any
 
 import anyio
 import pytest
@@ -16,12 +20,20 @@ from upscale_async import (
     BatchInterruptedError,
     BatchPolicy,
     BatchSubmission,
+    Lead,
     StopReason,
     UpscaleClient,
 )
-from upscale_async._ledger import Chunk, ChunkClaim, ClaimState
+from upscale_async._ledger import (
+    Chunk,
+    ChunkClaim,
+    ClaimState,
+    LedgerMismatchError,
+    chunk_digest,
+    mismatch,
+)
 from upscale_async.emulator import Emulator
-from upscale_async.testing import make_campaign, sample_leads
+from upscale_async.testing import make_campaign, make_leads, sample_leads
 
 POLICY = BatchPolicy(chunk_size=10, concurrency=2)
 
@@ -146,3 +158,144 @@ async def test_a_worker_holds_a_bounded_number_of_busy_chunks() -> None:
     assert result.accepted_count == 300
     assert emu.state.submissions == 30
     assert 4 <= ledger.most_waiting <= 4 + 1
+
+
+# -- what a chunk's digest covers: its leads as sent, not only their ids -------------------
+
+
+class SharedLedger:
+    """An in-memory shared ledger, as RedisLedger decides: the first claim of a chunk sets its
+    digest, a claim with another digest is refused, a recorded chunk is DONE for everyone."""
+
+    def __init__(self) -> None:
+        self.digests: dict[int, str] = {}
+        self.recorded: dict[int, AcceptedRequest] = {}
+
+    async def claim_chunk(self, chunk: Chunk) -> ChunkClaim:
+        known = self.digests.setdefault(chunk.index, chunk.digest)
+        if known != chunk.digest:
+            raise mismatch(chunk, known, "this test's ledger")
+        if chunk.index in self.recorded:
+            return ChunkClaim(ClaimState.DONE, chunk, requests=(self.recorded[chunk.index],))
+        return ChunkClaim(ClaimState.MINE, chunk, token=f"t{chunk.index}")
+
+    async def record_chunk(self, claim: ChunkClaim, request: AcceptedRequest) -> bool:
+        self.recorded[claim.chunk.index] = request
+        return True
+
+    async def release_chunk(self, claim: ChunkClaim) -> None:
+        pass
+
+    async def accepted_requests(self) -> list[AcceptedRequest]:
+        return sorted(self.recorded.values(), key=lambda r: r.first_index)
+
+
+SHARED = BatchPolicy(chunk_size=100, concurrency=2)
+
+
+async def test_a_worker_given_the_same_ids_with_other_lead_data_is_refused() -> None:
+    """Same lead ids, another lead_company and first_name: stopped (LEDGER) before posting.
+
+    The audit's reproduction: the second worker used to adopt the first worker's requests,
+    report its 300 leads accepted and never send its own lead data.
+    """
+    ledger = SharedLedger()
+    changed = [
+        {**lead, "lead_company": "Other Co", "first_name": "Zed"} for lead in sample_leads(300)
+    ]
+    async with Emulator(webhook_secret=None) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
+            first = await client.submit_batch(
+                make_campaign(), sample_leads(300), batch=SHARED, ledger=ledger
+            )
+            assert (first.accepted_count, emu.state.submissions) == (300, 3)
+            with pytest.raises(BatchInterruptedError) as caught:
+                await client.submit_batch(make_campaign(), changed, batch=SHARED, ledger=ledger)
+    assert emu.state.submissions == 3  # nothing of the second worker was posted
+    assert caught.value.reason is StopReason.LEDGER
+    error = caught.value.__cause__
+    assert isinstance(error, LedgerMismatchError)
+    assert error.chunk == 0
+    assert "the same lead ids with other lead data" in str(error)
+    assert caught.value.partial.accepted_count == 0
+    assert caught.value.partial.not_submitted_count == 300
+
+
+async def test_a_worker_given_the_same_leads_as_lead_objects_adopts_the_requests() -> None:
+    """The same leads as Lead objects (keys in another order on the wire): DONE, nothing posted."""
+    ledger = SharedLedger()
+    async with Emulator(webhook_secret=None) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
+            first = await client.submit_batch(
+                make_campaign(),
+                [dict(reversed(lead.items())) for lead in sample_leads(300)],
+                batch=SHARED,
+                ledger=ledger,
+            )
+            second = await client.submit_batch(
+                make_campaign(), make_leads(300), batch=SHARED, ledger=ledger
+            )
+    assert emu.state.submissions == 3
+    assert second.stopped_by is None
+    assert second.request_ids == first.request_ids
+
+
+async def test_a_lead_that_cannot_be_serialized_fails_its_chunk_as_without_a_ledger() -> None:
+    """A value orjson cannot send: its chunk is failed (the post's error), the batch goes on."""
+    leads: list[Any] = sample_leads(20)
+    leads[12] = Lead(**leads[12], extra={"score": Decimal("1.5")})
+    async with Emulator(webhook_secret=None) as emu:
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url) as client:
+            result = await client.submit_batch(
+                make_campaign(), leads, batch=POLICY, ledger=SharedLedger()
+            )
+    assert result.counts()["accepted"] == 10
+    assert [(f.first_index, f.error) for f in result.failed] == [
+        (10, "Type is not JSON serializable: decimal.Decimal")
+    ]
+
+
+def test_a_digest_is_the_same_in_another_process() -> None:
+    """No per-process hashing: a fresh interpreter computes the same digest for the same chunk."""
+    code = (
+        "from upscale_async._ledger import chunk_digest\n"
+        "from upscale_async.testing import sample_leads\n"
+        "leads = sample_leads(5)\n"
+        "print(chunk_digest([l['automation_tool_lead_id'] for l in leads], b'k', leads=leads))"
+    )
+    leads = sample_leads(5)
+    here = chunk_digest([lead["automation_tool_lead_id"] for lead in leads], b"k", leads=leads)
+    there = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert there.stdout.strip() == here
+
+
+@pytest.mark.parametrize(
+    ("ids", "campaign", "lead", "differs"),
+    [
+        (("a", "c"), b"k", {"id": "a"}, "position (other lead ids; digest "),
+        (("a", "b"), b"k", {"id": "a", "x": 2}, "(the same lead ids with other lead data; digest "),
+        (("a", "b"), b"other", {"id": "a"}, "position (another campaign; digest "),
+        (("a", "c"), b"other", {"id": "a"}, "(other lead ids and another campaign; digest "),
+    ],
+)
+def test_a_mismatch_says_what_differs(
+    ids: tuple[str, str], campaign: bytes, lead: dict[str, Any], differs: str
+) -> None:
+    """Each part of the digest is compared: the message names the ids, the data, the campaign."""
+    recorded = chunk_digest(("a", "b"), b"k", leads=[{"id": "a"}])
+    chunk = Chunk(3, 30, ids, chunk_digest(ids, campaign, leads=[lead]))
+    message = str(mismatch(chunk, recorded, "the ledger"))
+    assert message.startswith("chunk 3 (from input lead 30) differs from the chunk the ledger")
+    assert differs in message
+    assert "same campaign and the same input in the same order" in message
+    assert message.endswith("Nothing of this chunk was sent")
+
+
+def test_a_digest_recorded_by_an_earlier_version_is_named_as_such() -> None:
+    """A digest without the three parts (an earlier version's): the message says so."""
+    chunk = Chunk(0, 0, ("a",), chunk_digest(("a",), leads=[{"id": "a"}]))
+    message = str(mismatch(chunk, "0" * 24, "the ledger"))
+    assert "(a digest of another form, as another version of upscale_async writes;" in message
+    assert "must run the same version of upscale_async and be given the same campaign" in message

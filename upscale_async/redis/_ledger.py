@@ -2,10 +2,11 @@
 
 Keys, under ``{namespace}:ledger:{{batch}}`` (the braces keep one batch on one cluster slot):
 
-- ``:done``, a hash: chunk index -> its record (the digest of its lead ids, the accepted
-  request, the worker that recorded it);
-- ``:digests``, a hash: chunk index -> the digest of its lead ids, set by the first claim, so a
-  worker given other input is stopped before it posts anything;
+- ``:done``, a hash: chunk index -> its record (its digest, the accepted request, the worker
+  that recorded it);
+- ``:digests``, a hash: chunk index -> its digest (of its lead ids, the campaign and its leads
+  as sent: ``chunk_digest``), set by the first claim, so a worker given other input, or the
+  same lead ids with other lead data, is stopped before it posts anything;
 - ``:lease:<k>``, a string with a TTL: the token of the worker posting chunk ``k``.
 
 Claim, record, release and renew are each one Lua script, so each is atomic and one round trip:
