@@ -173,3 +173,67 @@ def test_bad_campaign_and_missing_leads_are_reported_together(tmp_path: Path) ->
         in errors
     )
     assert "Traceback" not in result.stderr
+
+
+def _stray_quote(path: Path, n: int, row: int) -> tuple[list[str], str]:
+    """``n`` leads the emulator generates as CSV, the lead of ``row`` (from 1) with ``"Acme``, a quote never closed.
+
+    Returns the lead ids and the broken line's text (it is line ``row + 1``).
+    """
+    # Every 40th sample lead is invalid (valid_leads leaves out only the first of them).
+    leads = [x for x in valid_leads(n + n // 30) if int(x["automation_tool_lead_id"][5:]) % 40]
+    leads = leads[:n]
+    lines = write_csv(path, leads).read_text().splitlines(keepends=True)
+    fields = lines[row].split(",")
+    fields[2] = '"Acme'
+    lines[row] = ",".join(fields)
+    path.write_text("".join(lines))
+    return [lead["automation_tool_lead_id"] for lead in leads], lines[row].rstrip("\n")
+
+
+def test_unclosed_quote_mid_file_rejects_its_row_and_every_other_lead_is_sent(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """A quote never closed on line 12 of 100 leads: that row is rejected, the 99 others generate.
+
+    The reader gives up on the quote at the end of the file and reads again from line 13.
+    """
+    ids, broken = _stray_quote(tmp_path / "leads.csv", 100, 11)
+    result = _generate(tmp_path, "leads.csv")
+    assert result.code == 2
+    message = (
+        "leads.csv line 12: unterminated quote opened on line 12 (the quoted field runs to the "
+        'end of the file, line 101): close the quote (or escape it as "")'
+    )
+    assert f"upscale-async: error: {message}" in result.stderr.splitlines()
+    assert "100 leads in" in result.stderr
+    assert "99 generated, 0 failed, 1 rejected" in result.stderr
+    rows = records(tmp_path / "results.jsonl")
+    assert len(rows) == 100
+    [bad] = [r for r in rows if r["outcome"] == "rejected"]
+    assert (bad["lead_id"], bad["line"], bad["reason"]) == (ids[10], 12, message)
+    assert bad["raw"] == broken
+    generated = [r["lead_id"] for r in rows if r["outcome"] == "generated"]
+    assert sorted(generated) == sorted(ids[:10] + ids[11:])
+
+
+def test_unclosed_quote_past_the_field_size_limit_loses_no_lead(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """5,000 leads, a quote never closed on line 12: the field-size limit ends it, none is lost."""
+    ids, broken = _stray_quote(tmp_path / "leads.csv", 5000, 11)
+    result = _generate(tmp_path, "leads.csv")
+    assert result.code == 2
+    [error] = [e for e in result.stderr.splitlines() if "error:" in e]
+    assert error.startswith(
+        "upscale-async: error: leads.csv line 12: unterminated quote opened on line 12 (the "
+        "quoted field runs past the CSV field-size limit of 131072 characters, to line "
+    )
+    assert error.endswith('): close the quote (or escape it as "")')
+    assert "5000 leads in" in result.stderr
+    assert "4999 generated, 0 failed, 1 rejected" in result.stderr
+    rows = records(tmp_path / "results.jsonl")
+    assert len(rows) == 5000
+    [bad] = [r for r in rows if r["outcome"] == "rejected"]
+    assert (bad["lead_id"], bad["line"], bad["raw"]) == (ids[10], 12, broken)
+    assert sorted(r["lead_id"] for r in rows) == sorted(ids)

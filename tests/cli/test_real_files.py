@@ -232,3 +232,62 @@ def test_csv_results_fed_back_send_only_the_leads_not_accepted(
     assert "results.csv is a results file: rows Upscale already accepted are not sent again " in (
         again.stderr
     )
+
+
+def test_unclosed_quote_from_stdin_latin1_semicolons_is_resynchronised(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """A quote never closed, read from stdin (latin-1, ';'): its row is rejected, no other lead lost.
+
+    The quote runs into a later row's quoted field and stops there on a malformed quote; the
+    rows it ran over are read again.
+    """
+    leads = _leads(12)
+    leads[9]["lead_company"] = "Foo; Bar"  # written quoted: "Foo; Bar"
+    source = _write(tmp_path / "leads.csv", leads, encoding="latin-1", delimiter=";")
+    lines = source.read_bytes().splitlines(keepends=True)
+    lines[3] = lines[3].replace(b";Globex;", b';"Globex;')
+    result = _run_with_stdin(
+        "generate", "-", "--campaign", campaign_file, "--out", "o.jsonl", "--encoding", "latin-1",
+        stdin=b"".join(lines), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 2, result.stderr
+    assert (
+        "upscale-async: error: <stdin> line 4: unterminated quote opened on line 4 (the quoted "
+        "field runs on to line 11, where the CSV is malformed: ';' expected after '\"'): close "
+        'the quote (or escape it as "")'
+    ) in result.stderr.splitlines()
+    rows = records(tmp_path / "o.jsonl")
+    assert [(r["line"], r["outcome"]) for r in rows if r["outcome"] != "generated"] == [
+        (4, "rejected")
+    ]
+    generated = [r["lead_id"] for r in rows if r["outcome"] == "generated"]
+    ids = [lead["automation_tool_lead_id"] for lead in leads]
+    assert sorted(generated) == sorted(ids[:2] + ids[3:])
+    [bad] = [r for r in rows if r["outcome"] == "rejected"]
+    assert (bad["lead_id"], bad["raw"][:11]) == ("lead_00003", "lead_00003;")
+    first = next(r for r in rows if r["lead_id"] == ids[0])
+    assert "Hi Andrés," in first["messages"]["connection_request"]
+
+
+def test_quoted_field_over_two_lines_is_one_field_and_lines_stay_right(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """A closed quoted field holding a line break is read as one field; later lines keep their numbers."""
+    leads = _leads(4)
+    leads[1]["lead_company"] = "Acme\nLabs"
+    source = _write(tmp_path / "leads.csv", leads, encoding="utf-8", delimiter=",")
+    with source.open("a", encoding="utf-8") as f:
+        f.write("lead_broken,x\n")
+    result = run_cli(
+        "generate", source, "--campaign", campaign_file, "--out", "r.jsonl", cwd=tmp_path
+    )
+    assert result.code == 2, result.stderr
+    assert f"{source} line 7: malformed CSV row: 2 fields where the header has 7" in result.stderr
+    rows = records(tmp_path / "r.jsonl")
+    assert {r["lead_id"]: r["outcome"] for r in rows} == {
+        **{lead["automation_tool_lead_id"]: "generated" for lead in leads},
+        "lead_broken": "rejected",
+    }
+    [bad] = [r for r in rows if r["outcome"] == "rejected"]
+    assert (bad["line"], bad["raw"]) == (7, "lead_broken,x")

@@ -4,19 +4,22 @@ A problem that concerns the whole file (unreadable, empty, bad CSV header, unkno
 encoding) raises :class:`InputError` before anything is sent. A problem with one record (a CSV
 row with the wrong number of fields, a line that is not a JSON object, bytes that are not text
 in the file's encoding) does not stop the run: the record is kept aside as a
-:class:`ParseProblem` and written to the results as a ``rejected`` record naming its line, so
-leads already submitted are never lost. ``-`` names stdin (leads) or stdout (results).
+:class:`ParseProblem` and written to the results as a ``rejected`` record naming its line (with
+its text), so leads already submitted are never lost. A CSV quote that is never closed (its
+field runs to the end of the file, past the field-size limit, over more than
+:data:`MAX_RECORD_LINES` lines, or into a malformed quote or row) rejects the record it opened
+and the reader starts again on the line after the quote's, so no later row is lost.
+``-`` names stdin (leads) or stdout (results).
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
-import itertools
 import os
 import re
 import sys
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Final, Literal
@@ -55,6 +58,12 @@ OUT_FORMATS: Final = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", "
 #: Outcomes of a results CSV fed back as input that are not sent again: Upscale accepted them
 #: (``timed_out`` ones can be fetched with ``retrieve``), and ``generated`` rows hold no lead.
 _ACCEPTED_OUTCOMES: Final = ("generated", "timed_out")
+#: A CSV record is given up on (as an unterminated quote) when it spans more physical lines.
+MAX_RECORD_LINES: Final = 2000
+#: How many characters of an unreadable record's text its rejected record carries.
+RAW_SHOWN: Final = 2000
+#: The failure of a CSV record that ran over MAX_RECORD_LINES lines.
+_TOO_LONG: Final = "too long"
 _ENCODING_HINT: Final = (
     "if the file comes from Excel or Windows, try --encoding cp1252 (or --encoding latin-1)"
 )
@@ -146,6 +155,113 @@ class ParseProblem:
     line: int
     message: str
     lead_id: str | None = None
+    #: The record's text as read (at most RAW_SHOWN characters, then a note of the rest).
+    raw: str | None = None
+
+
+class _RecordTooLong(Exception):
+    """A CSV record has run over MAX_RECORD_LINES physical lines without ending."""
+
+
+class _Lines:
+    """A file's numbered physical lines for ``csv.reader``, keeping the current record's lines.
+
+    :meth:`start` begins a record; ``record`` then holds the lines the reader has taken for it
+    (at most MAX_RECORD_LINES, and csv's field-size limit bounds their text), and
+    :meth:`again` puts lines back to be read again: memory stays bounded whatever the file's size.
+    """
+
+    def __init__(self, source: Iterator[tuple[int, str]]) -> None:
+        self._source = source
+        self._again: deque[tuple[int, str]] = deque()
+        self.record: list[tuple[int, str]] = []
+        self.ended = False
+        """Whether the current record reached the end of the file."""
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if len(self.record) >= MAX_RECORD_LINES:
+            raise _RecordTooLong
+        if self._again:
+            item = self._again.popleft()
+        else:
+            taken = next(self._source, None)
+            if taken is None:
+                self.ended = True
+                raise StopIteration
+            item = taken
+        self.record.append(item)
+        return item[1]
+
+    def start(self) -> None:
+        self.record, self.ended = [], False
+
+    def again(self, lines: list[tuple[int, str]]) -> None:
+        self._again.extendleft(reversed(lines))
+
+
+def _quote_line(texts: list[str], delimiter: str) -> int:
+    """Which of a record's lines opened the last quoted field that ran past a line's end (or 0).
+
+    Follows csv's rules: a quote opens a field only at its start; ``""`` inside is a quote.
+    """
+    found = opened = 0
+    inside, at_start = False, True
+    for index, text in enumerate(texts):
+        if inside:
+            found = opened
+        position = 0
+        while position < len(text):
+            char = text[position]
+            if inside and char == '"':
+                if text.startswith('"', position + 1):
+                    position += 1
+                else:
+                    inside = False
+            elif char == '"' and at_start and not inside:
+                inside, opened = True, index
+            at_start = not inside and char in (delimiter, "\r", "\n")
+            position += 1
+    return found
+
+
+def _lead_id(text: str, column: int, delimiter: str) -> str | None:
+    """The lead id of a broken record's first line, when a field before its last holds it."""
+    try:
+        row = next(csv.reader([text], delimiter=delimiter), [])
+    except csv.Error:
+        return None
+    return row[column] if column < len(row) - 1 else None
+
+
+def _raw(lines: list[tuple[int, str]]) -> str:
+    """The text of a record's lines, without the last line break, shortened to RAW_SHOWN."""
+    text = "".join(line for _, line in lines).removesuffix("\n").removesuffix("\r")
+    if len(text) <= RAW_SHOWN:
+        return text
+    return f"{text[:RAW_SHOWN]}... ({len(text) - RAW_SHOWN} more characters)"
+
+
+def _quote_trouble(failure: str | None, lines: _Lines, fields: int, width: int) -> str:
+    """Where a quoted field that ran over lines ended, and why it was given up on."""
+    end = lines.record[-1][0]
+    if failure is None:
+        return (
+            f"the quoted field runs on to line {end}, giving {fields} fields where the header "
+            f"has {width}"
+        )
+    if failure == _TOO_LONG:
+        return f"the quoted field runs on over more than {MAX_RECORD_LINES} lines, to line {end}"
+    if lines.ended:
+        return f"the quoted field runs to the end of the file, line {end}"
+    if "field limit" in failure:
+        return (
+            f"the quoted field runs past the CSV field-size limit of {csv.field_size_limit()} "
+            f"characters, to line {end}"
+        )
+    return f"the quoted field runs on to line {end}, where the CSV is malformed: {failure}"
 
 
 def _describe(exc: OSError, path: Path) -> str:
@@ -235,39 +351,48 @@ class LeadFile:
         problems, self.problems = self.problems, []
         return problems
 
-    def _problem(self, line: int, message: str, lead_id: object = None) -> None:
+    def _problem(
+        self, line: int, message: str, lead_id: object = None, raw: str | None = None
+    ) -> None:
         known = lead_id if isinstance(lead_id, str) and lead_id.strip() else None
-        self.problems.append(ParseProblem(line, f"{self.name} line {line}: {message}", known))
+        self.problems.append(ParseProblem(line, f"{self.name} line {line}: {message}", known, raw))
 
     def _undecodable(self) -> str:
         hint = f"; {_ENCODING_HINT}" if self.encoding == "utf-8" else " (see --encoding)"
         return f"not valid {self.encoding} text{hint}"
 
-    def _lines(self, bad: set[int]) -> Iterator[str]:
-        """Decoded lines; a line that does not decode is noted in ``bad`` (and decoded loosely)."""
+    def _lines(self, bad: set[int]) -> Iterator[tuple[int, str]]:
+        """Numbered decoded lines; one that does not decode is in ``bad`` (decoded loosely)."""
         encoding = self.encoding
         for number, raw in enumerate(self._file, 1):
             if number == 1 and raw.startswith(codecs.BOM_UTF8) and encoding == "utf-8":
                 raw = raw[3:]  # a UTF-8 byte order mark, as spreadsheet exports write
             try:
-                yield raw.decode(encoding)
+                yield number, raw.decode(encoding)
             except UnicodeDecodeError:
                 bad.add(number)
-                yield raw.decode(encoding, errors="replace")
+                yield number, raw.decode(encoding, errors="replace")
 
     def _extra_keys(self, keys: list[str]) -> list[str]:
         return [k for k in keys if k not in _KNOWN]
 
     def _csv(self) -> Iterator[LineLead]:
         bad: set[int] = set()
-        lines = self._lines(bad)
+        lines = _Lines(self._lines(bad))
         first = next(lines, None)
         delimiter = self.delimiter or _sniff(first or "")
-        reader = csv.reader(itertools.chain([first or ""], lines), delimiter=delimiter, strict=True)
+        lines.again(lines.record)
+        lines.start()
+        reader = csv.reader(lines, delimiter=delimiter, strict=True)
         try:
             header = next(reader, None)
         except csv.Error as exc:
             raise InputError(f"{self.name} line 1: bad CSV header: {exc}") from None
+        except _RecordTooLong:
+            raise InputError(
+                f"{self.name} line 1: bad CSV header: a quoted field runs on over more than "
+                f"{MAX_RECORD_LINES} lines; close its quote"
+            ) from None
         if header is None or not any(h.strip() for h in header):
             raise InputError(f"{self.name}: contains no leads (no CSV header)")
         if 1 in bad:
@@ -275,7 +400,7 @@ class LeadFile:
         header = [h.strip() for h in header]
         self._check_header(header, delimiter)
         keep = [h in _KNOWN or self.extra == "send" for h in header]
-        yield from self._csv_rows(reader, header, keep, bad)
+        yield from self._csv_rows(self._csv_records(reader, lines, header, bad), header, keep)
         if self.skipped:
             counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.skipped.items()))
             print(
@@ -309,38 +434,78 @@ class LeadFile:
         if problems:
             raise InputError(*problems)
 
-    def _csv_rows(
-        self, reader: Any, header: list[str], keep: list[bool], bad: set[int]
-    ) -> Iterator[LineLead]:
-        """The leads of the CSV rows; an unreadable row is recorded as a problem, skipped."""
+    def _csv_records(
+        self, reader: Any, lines: _Lines, header: list[str], bad: set[int]
+    ) -> Iterator[tuple[int, list[str]]]:
+        """The CSV rows of the header's width with their first line; the others are problems."""
         width = len(header)
         id_column = header.index("automation_tool_lead_id")
-        # A results CSV of generate: the rows Upscale accepted are not sent again.
-        outcome_column = header.index("outcome") if {"lead_id", "outcome"} <= set(header) else None
-        last = reader.line_num
+        delimiter = reader.dialect.delimiter
         while True:
+            lines.start()
+            failure: str | None = None
             try:
-                row = next(reader)
+                row: list[str] = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                self._problem(last + 1, f"malformed CSV: {exc}")
-                last = reader.line_num
-                continue
-            line, last = last + 1, reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()):
+                row, failure = [], str(exc)
+            except _RecordTooLong:
+                row, failure = [], _TOO_LONG
+            if failure is None and (not row or (len(row) == 1 and not row[0].strip())):
                 continue  # a blank line
             self.records += 1
-            if any(n in bad for n in range(line, last + 1)):
-                self._problem(line, self._undecodable(), row[0] if row else None)
+            record = lines.record
+            line = record[0][0]
+            if failure is not None or (len(row) != width and len(record) > 1):
+                lead_id = _lead_id(record[0][1], id_column, delimiter)
+                self._broken(lines, delimiter, failure, (len(row), width), lead_id)
                 continue
-            if len(row) != width:
+            if any(n in bad for n, _ in record):
+                self._problem(line, self._undecodable(), row[0], _raw(record))
+            elif len(row) != width:
                 self._problem(
                     line,
                     f"malformed CSV row: {len(row)} fields where the header has {width}",
                     row[id_column] if len(row) > id_column else None,
+                    _raw(record),
                 )
-                continue
+            else:
+                yield line, row
+
+    def _broken(
+        self,
+        lines: _Lines,
+        delimiter: str,
+        failure: str | None,
+        fields: tuple[int, int],
+        lead_id: str | None,
+    ) -> None:
+        """A CSV record that could not be read, as a problem; one whose quote ran on (over lines
+        or to the end of the file) keeps only the lines up to the quote's, the rest are read again.
+        """
+        record = lines.record
+        if len(record) == 1 and not lines.ended and failure is not None:
+            self._problem(record[0][0], f"malformed CSV: {failure}", lead_id, _raw(record))
+            return
+        texts = [text for _, text in record]
+        opened = _quote_line(texts, delimiter)
+        lines.again(record[opened + 1 :])
+        why = _quote_trouble(failure, lines, *fields)
+        self._problem(
+            record[0][0],
+            f"unterminated quote opened on line {record[opened][0]} ({why}): close the quote "
+            '(or escape it as "")',
+            lead_id,
+            _raw(record[: opened + 1]),
+        )
+
+    def _csv_rows(
+        self, rows: Iterator[tuple[int, list[str]]], header: list[str], keep: list[bool]
+    ) -> Iterator[LineLead]:
+        """The leads of the CSV rows (a results CSV: those Upscale did not accept)."""
+        outcome_column = header.index("outcome") if {"lead_id", "outcome"} <= set(header) else None
+        for line, row in rows:
             if outcome_column is not None and row[outcome_column] in _ACCEPTED_OUTCOMES:
                 self.skipped[row[outcome_column]] += 1
                 continue
@@ -354,21 +519,22 @@ class LeadFile:
 
     def _jsonl(self) -> Iterator[LineLead]:
         bad: set[int] = set()
-        for line, text in enumerate(self._lines(bad), 1):
+        for line, text in self._lines(bad):
             if not text.strip():
                 continue
             self.records += 1
+            raw = _raw([(line, text)])
             if line in bad:
-                self._problem(line, self._undecodable())
+                self._problem(line, self._undecodable(), raw=raw)
                 continue
             try:
                 data = orjson.loads(text)
             except orjson.JSONDecodeError as exc:
-                self._problem(line, f"not valid JSON: {exc}")
+                self._problem(line, f"not valid JSON: {exc}", raw=raw)
                 continue
             if not isinstance(data, dict):
                 kind = "an array" if isinstance(data, list) else f"a {type(data).__name__}"
-                self._problem(line, f"expected a JSON object (one lead), got {kind}")
+                self._problem(line, f"expected a JSON object (one lead), got {kind}", raw=raw)
                 continue
             extra = self._extra_keys(list(data))
             if extra:
@@ -480,15 +646,16 @@ class ResultWriter:
         self.write(record)
 
     def problem(self, problem: ParseProblem) -> None:
-        self.write(
-            {
-                "lead_id": problem.lead_id,
-                "outcome": "rejected",
-                "line": problem.line,
-                "reason": problem.message,
-                "errors": [problem.message],
-            }
-        )
+        record: dict[str, Any] = {
+            "lead_id": problem.lead_id,
+            "outcome": "rejected",
+            "line": problem.line,
+            "reason": problem.message,
+            "errors": [problem.message],
+        }
+        if problem.raw is not None:
+            record["raw"] = problem.raw  # the record's text, so that nothing read is lost
+        self.write(record)
 
 
 def _cell(value: Any) -> str:
