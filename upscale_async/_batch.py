@@ -60,6 +60,9 @@ logger: Final = logging.getLogger("upscale_async")
 ProgressCallback = Callable[[BatchProgress], Awaitable[None] | None]
 AcceptedCallback = Callable[[AcceptedRequest], Awaitable[None] | None]
 RejectedCallback = Callable[[RejectedLead], Awaitable[None] | None]
+#: generate's: an accepted request and its leads as given, in the order of its ``lead_ids``
+#: (called before ``on_accepted`` hears of the request).
+KeepLeads = Callable[[AcceptedRequest, list[Any]], None]
 LeadSource = Iterable[Lead | Mapping[str, Any]] | AsyncIterable[Lead | Mapping[str, Any]]
 
 
@@ -158,8 +161,10 @@ class _Batch:
         result: BatchSubmission,
         ledger: BatchLedger | None = None,
         credits: CreditGate | None = None,
+        keep_leads: KeepLeads | None = None,
     ) -> None:
         self.api = api
+        self.keep_leads = keep_leads
         self.credits = credits
         self.refusal: InsufficientCreditsError | None = None  # the last 402 (credits=)
         self.campaign_bytes = campaign_bytes
@@ -422,6 +427,8 @@ class _Batch:
             self.consecutive_failures = 0
             request = AcceptedRequest(accepted.secure_request_id, tuple(ids), start)
             self.result.accepted.append(request)
+            if self.keep_leads is not None:
+                self.keep_leads(request, originals)
             self.accepted_leads += len(ids)
             if claim is not None:
                 await self.record(claim, request)
@@ -525,16 +532,19 @@ class _Batch:
             self.in_flight += 1
             await self.send(held.wire, held.originals, held.ids, held.start, claim)
         elif claim.state is ClaimState.DONE:
-            await self.recorded_before(claim.requests)
+            await self.recorded_before(claim.requests, held)
         else:
             wait = min(claim.retry_after, _RECHECK_FIRST * 2**held.rechecks)
             held.rechecks += 1
             heapq.heappush(self.busy, (anyio.current_time() + wait, held))
 
-    async def recorded_before(self, requests: tuple[AcceptedRequest, ...]) -> None:
+    async def recorded_before(self, requests: tuple[AcceptedRequest, ...], held: _Held) -> None:
         """Account for a chunk the ledger holds already (another worker, an earlier run)."""
         for request in requests:
             self.result.accepted.append(request)
+            if self.keep_leads is not None:
+                given = dict(zip(held.ids, held.originals, strict=True))
+                self.keep_leads(request, [given.get(i) for i in request.lead_ids])
             self.accepted_leads += len(request.lead_ids)
             await self.notify(self.on_accepted, request)
         self.chunks_done += 1
@@ -634,8 +644,12 @@ async def submit_batch(
     into: BatchSubmission | None = None,
     ledger: BatchLedger | None = None,
     credits: CreditPolicy | None = None,
+    keep_leads: KeepLeads | None = None,
 ) -> BatchSubmission:
-    """Run one batch (see ``UpscaleClient.submit_batch``); BatchInterruptedError on early stop."""
+    """Run one batch (see ``UpscaleClient.submit_batch``); BatchInterruptedError on early stop.
+
+    ``keep_leads`` (generate's) gets each accepted request with its leads as given.
+    """
     if ledger is not None:
         _check_ledger(ledger, on_accepted, credits)
     campaign_wire, campaign_bytes = api.encode_campaign(campaign)
@@ -652,6 +666,7 @@ async def submit_batch(
         result=result,
         ledger=ledger,
         credits=gate,
+        keep_leads=keep_leads,
     )
     telemetry = api.telemetry
     span = _NO_LOCK if telemetry is None else telemetry.batch(policy.chunk_size, batch.source.total)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import inspect
 import logging
 import random
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from itertools import repeat
 from typing import Any, Literal, Protocol, TypeAlias
 
 import anyio
@@ -86,6 +87,10 @@ class LeadOutcome:
     When waiting for a request failed (a 404, a 401 during the wait, a body that does not
     fit), each of its leads comes out once as ``failed``, with ``reason`` naming the error,
     ``error`` holding it, and ``secure_request_id`` to retrieve later; the other requests go on.
+
+    ``lead`` is the lead as it was given (the same object) on every outcome but ``generated``
+    (None there), so the leads not generated can be sent again; it is None too for the leads
+    of a request passed in ``accepted=``, which this run was not given.
     """
 
     lead_id: str | None
@@ -275,13 +280,23 @@ def _completion_error(
     return error
 
 
+def _given(request: AcceptedRequest, leads: Sequence[Any] | None) -> Iterable[tuple[str, Any]]:
+    """Each lead id of ``request`` with its lead as given (None when not known here)."""
+    if leads is None or len(leads) != len(request.lead_ids):
+        return zip(request.lead_ids, repeat(None))
+    return zip(request.lead_ids, leads, strict=True)
+
+
 def _outcomes_for(
-    request: AcceptedRequest, result: RetrievedMessages, types: list[str]
+    request: AcceptedRequest,
+    result: RetrievedMessages,
+    types: list[str],
+    leads: Sequence[Any] | None = None,
 ) -> list[LeadOutcome]:
     by_id = {lead.external_prospect_id: lead for lead in result.leads}
     reason = result.metadata.failed_messages_reason
     out: list[LeadOutcome] = []
-    for id_ in request.lead_ids:
+    for id_, given in _given(request, leads):
         lead = by_id.get(id_)
         if lead is None:
             out.append(
@@ -290,6 +305,7 @@ def _outcomes_for(
                     outcome="failed",
                     secure_request_id=request.secure_request_id,
                     reason="the lead is missing from the retrieve_messages answer",
+                    lead=given,
                 )
             )
             continue
@@ -303,6 +319,7 @@ def _outcomes_for(
                 secure_request_id=request.secure_request_id,
                 messages=messages,
                 reason=None if generated else (reason or "no message was generated"),
+                lead=None if generated else given,
                 result=lead,
             )
         )
@@ -337,6 +354,9 @@ class _Pipeline:
         self.failure: Exception | None = None
         self.credits: CreditPolicy | None = None  # generate(credits=): the batch's policy
         self.finished = False
+        # The leads of each request just accepted, by id(request), until its wait starts: the
+        # waiter then holds them until its outcomes are out.
+        self.kept: dict[int, list[Any]] = {}
 
     def message_types(self, campaign: Campaign | Mapping[str, Any]) -> list[str]:
         """The campaign's message types, the documented ones first."""
@@ -386,11 +406,12 @@ class _Pipeline:
 
         async def on_accepted(request: AcceptedRequest) -> None:
             # The caller's callback first (a journal makes the request durable), then the wait.
+            leads = self.kept.pop(id(request), None)
             if also_on_accepted is not None:
                 result = also_on_accepted(request)
                 if inspect.isawaitable(result):
                     await result
-            waiters.start_soon(self.complete, request)
+            waiters.start_soon(self.complete, request, leads)
 
         try:
             return await submit_batch(
@@ -403,12 +424,17 @@ class _Pipeline:
                 on_rejected=self.rejected,
                 ledger=ledger,
                 credits=self.credits,
+                keep_leads=self.keep,
             )
         except BatchInterruptedError as exc:
             # Still account for every lead it saw (the accepted ones are being awaited),
             # then raise once everything is out.
             self.failure = exc
             return exc.partial
+
+    def keep(self, request: AcceptedRequest, leads: list[Any]) -> None:
+        """Hold the leads of a request just accepted until its ``on_accepted`` (the batch's)."""
+        self.kept[id(request)] = leads
 
     async def _counted(self, outcome: LeadOutcome) -> None:
         assert self.api.telemetry is not None
@@ -450,37 +476,44 @@ class _Pipeline:
                 )
             )
 
-    async def complete(self, request: AcceptedRequest) -> None:
-        """Await one accepted request and hand out its leads (``timed_out`` past the deadline)."""
+    async def complete(self, request: AcceptedRequest, leads: list[Any] | None = None) -> None:
+        """Await one accepted request and hand out its leads (``timed_out`` past the deadline).
+
+        ``leads``: the request's leads as given (in the order of its ids), for the outcomes
+        that are not ``generated``; dropped with this task once they are out.
+        """
         result: RetrievedMessages | None = None
         deadline = self.deadline
         try:
             with anyio.move_on_after(None if deadline is None else deadline - anyio.current_time()):
                 result = await self.completion.wait_one(request.secure_request_id)
         except Exception as exc:  # one request's failure must not end the others (or group)
-            await self.wait_failed(request, exc)
+            await self.wait_failed(request, exc, leads)
             return
         if result is None:
-            for lead_id_ in request.lead_ids:
+            for lead_id_, given in _given(request, leads):
                 await self.emit(
                     LeadOutcome(
                         lead_id=lead_id_,
                         outcome="timed_out",
                         secure_request_id=request.secure_request_id,
                         reason=f"not complete after {self.timeout} s; retrieve it later",
+                        lead=given,
                     )
                 )
             return
-        for outcome in _outcomes_for(request, result, self.types):
+        for outcome in _outcomes_for(request, result, self.types, leads):
             await self.emit(outcome)
 
-    async def wait_failed(self, request: AcceptedRequest, error: Exception) -> None:
+    async def wait_failed(
+        self, request: AcceptedRequest, error: Exception, leads: list[Any] | None = None
+    ) -> None:
         """Hand out each lead of a request whose wait failed as ``failed``, with the error."""
         reason = (
             f"waiting for request {request.secure_request_id} failed: "
             f"{type(error).__name__}: {error}; retrieve it later with retrieve_messages"
         )
-        for lead_id_ in request.lead_ids:
+        for lead_id_, given in _given(request, leads):
             await self.emit(
                 LeadOutcome(
                     lead_id=lead_id_,
@@ -488,6 +521,7 @@ class _Pipeline:
                     secure_request_id=request.secure_request_id,
                     reason=reason,
                     error=error,
+                    lead=given,
                 )
             )
 

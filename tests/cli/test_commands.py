@@ -115,3 +115,21 @@ def test_version_and_help(tmp_path: Path) -> None:
     assert result.code == 0
     for command in ("generate", "retrieve", "sequences", "account", "emulator", "demo"):
         assert command in result.stdout
+
+
+def test_a_webhook_secret_with_poll_is_a_usage_error(tmp_path: Path) -> None:
+    """``--poll`` starts no receiver, so a ``--webhook-secret`` beside it is refused (exit 2)."""
+    result = run_cli(
+        "generate",
+        tmp_path / "leads.csv",
+        "--campaign",
+        tmp_path / "campaign.json",
+        "--out",
+        tmp_path / "out.jsonl",
+        "--webhook-secret",
+        "whsec_abc",
+        "--poll",
+        cwd=tmp_path,
+    )
+    assert result.code == 2
+    assert "argument --poll: not allowed with argument --webhook-secret" in result.stderr

@@ -279,3 +279,16 @@ def test_command_safety_flags_reach_the_config() -> None:
     args = ["--allow-external-webhooks", "--body-timeout", "2.5", "--verbose"]
     opted = config_from_args(_parser().parse_args(args))
     assert (opted.allow_external_webhooks, opted.body_timeout, opted.verbose) == (True, 2.5, True)
+
+
+def test_a_webhook_secret_and_no_webhooks_together_are_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--webhook-secret S --no-webhooks`` contradicts itself: exit 2, naming both."""
+    from upscale_async.emulator.__main__ import _parser
+
+    with pytest.raises(SystemExit) as stopped:
+        _parser().parse_args(["--webhook-secret", "whsec_x", "--no-webhooks"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --no-webhooks: not allowed with argument --webhook-secret" in err

@@ -320,6 +320,7 @@ async def test_generate_accounts_for_leads_missing_from_the_answer(
     assert missing.reason == "the lead is missing from the retrieve_messages answer"
     assert missing.secure_request_id == "req-fake"
     assert missing.result is None
+    assert (no_message.lead, missing.lead, generated.lead) == (lead(1), lead(2), None)
     assert generated.outcome == "generated"
     assert generated.reason is None
     assert generated.messages == {"connection_request": "Hi", "first_follow_up": None}

@@ -297,11 +297,12 @@ def _add_waiting(gen: argparse.ArgumentParser) -> None:
     hooks.add_argument(
         "--webhook-path", default=DEFAULT_WEBHOOK_PATH, help=f"default: {DEFAULT_WEBHOOK_PATH}"
     )
-    hooks.add_argument(
+    either = hooks.add_mutually_exclusive_group()  # a secret is for the receiver --poll omits
+    either.add_argument(
         "--webhook-secret",
         help=f"whsec_ secret that signs Upscale's webhooks (default: ${ENV_WEBHOOK_SECRET})",
     )
-    hooks.add_argument("--poll", action="store_true", help="no webhook receiver: poll only")
+    either.add_argument("--poll", action="store_true", help="no webhook receiver: poll only")
     hooks.add_argument(
         "--poll-interval", type=_seconds, help="first poll interval in seconds (then backoff)"
     )

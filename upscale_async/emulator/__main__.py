@@ -74,8 +74,13 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_CREDITS,
         help=f"credits per key; a request beyond them gets 402 (default: {DEFAULT_CREDITS})",
     )
-    add("--webhook-secret", default=DEFAULT_WEBHOOK_SECRET, help="whsec_ secret signing webhooks")
-    add("--no-webhooks", action="store_true", help="no webhook secret: send no webhooks")
+    either = parser.add_mutually_exclusive_group()  # a secret, or no webhooks: not both
+    either.add_argument(
+        "--webhook-secret", default=DEFAULT_WEBHOOK_SECRET, help="whsec_ secret signing webhooks"
+    )
+    either.add_argument(
+        "--no-webhooks", action="store_true", help="no webhook secret: send no webhooks"
+    )
     add("--messages-per-second", type=float, default=0.0, help="generation rate (0 = instant)")
     add("--latency", type=float, default=0.0, help="seconds before a request starts generating")
     add(
