@@ -22,6 +22,7 @@ from ._errors import (
     APIError,
     AuthenticationError,
     RequestTimeoutError,
+    ResponseValidationError,
     UpscaleError,
     ValidationError,
 )
@@ -241,7 +242,8 @@ class Api:
             try:
                 response: Response = await plain(left)
             except UpscaleError as exc:
-                status = exc.status if isinstance(exc, APIError) else None
+                # An error status, or a 2xx whose body could not be read: the answer's status.
+                status = exc.status if isinstance(exc, APIError | ResponseValidationError) else None
                 seconds = time.perf_counter() - started
                 await observer.attempt_ended(
                     call, method, path, n, params, seconds, status, {}, None, exc

@@ -186,10 +186,19 @@ class RequestTimeoutError(TransportError):
 
 
 class ResponseValidationError(UpscaleError):
-    """A successful response whose body does not fit the API contract."""
+    """A successful response whose body does not fit the API contract.
 
-    def __init__(self, message: str, *, body: Any = None) -> None:
+    ``status`` is the HTTP status of an answer whose body could not be read at all: a 2xx
+    body that is not JSON, or any body over ``max_response_size``. Hooks, logs and telemetry
+    report that status with this error. It is None when the body was read and its fields did
+    not fit the contract. ``body`` is the raw body, when it was kept.
+    """
+
+    status: int | None = None  # also what an error pickled before it had a status reads
+
+    def __init__(self, message: str, *, body: Any = None, status: int | None = None) -> None:
         self.body = body
+        self.status = status
         super().__init__(message)
 
 

@@ -148,8 +148,15 @@ class Observer:
         data: Any = None,
         error: UpscaleError | None = None,
     ) -> str | None:
-        """After each attempt: telemetry, an INFO line, the on_response hook; the secure id."""
-        self.telemetry.attempt_ended(call, method, path, status, seconds)
+        """After each attempt: telemetry, an INFO line, the on_response hook; the secure id.
+
+        ``status`` is the answer's, also for a failed attempt that had one (an error status,
+        or a 2xx whose body could not be read); None only when nothing was answered.
+        """
+        if error is None:
+            self.telemetry.attempt_ended(call, method, path, status, seconds)
+        else:
+            self.telemetry.attempt_failed(call, method, path, status, seconds, error)
         request_id = headers.get("X-Request-Id")
         if request_id is None and isinstance(error, APIError):
             request_id = error.request_id

@@ -22,8 +22,9 @@ class Telemetry:
 
     The span methods (:meth:`call`, :meth:`batch`, :meth:`chunk`, :meth:`wait`) return a
     context manager entered around the work (what it yields is passed back to the methods
-    that record on it); the others count. ``upscale_async.otel.OpenTelemetry`` is the
-    implementation shipped with the ``otel`` extra.
+    that record on it); the others count. Each attempt of a call ends in :meth:`attempt_ended`
+    (it succeeded) or :meth:`attempt_failed` (it raised). ``upscale_async.otel.OpenTelemetry``
+    is the implementation shipped with the ``otel`` extra.
     """
 
     def call(self, method: str, path: str) -> AbstractContextManager[Any]:
@@ -44,7 +45,29 @@ class Telemetry:
     def attempt_ended(
         self, call: Any, method: str, path: str, status: int | None, seconds: float
     ) -> None:
-        """One attempt ended with ``status`` (None: no answer) after ``seconds``."""
+        """One attempt ended with ``status`` (None: no answer) after ``seconds``.
+
+        Called for an attempt that succeeded, and for one that failed unless
+        :meth:`attempt_failed` is overridden.
+        """
+
+    def attempt_failed(
+        self,
+        call: Any,
+        method: str,
+        path: str,
+        status: int | None,
+        seconds: float,
+        error: Exception,
+    ) -> None:
+        """One attempt failed with ``error`` after ``seconds``.
+
+        ``status`` is the answer's: an error status, or a 2xx whose body could not be read
+        (``error`` is then a ``ResponseValidationError``); None when there was no answer. By
+        default this calls :meth:`attempt_ended`, so a subclass overriding only that one still
+        sees every attempt.
+        """
+        self.attempt_ended(call, method, path, status, seconds)
 
     def retrying(
         self, call: Any, method: str, path: str, attempt: int, delay: float, error: Exception

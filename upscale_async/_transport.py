@@ -340,6 +340,7 @@ class Transport:
             raise ResponseValidationError(
                 f"{method} {path} answered {status} with a body that is not JSON: {raw[:200]!r}",
                 body=raw,
+                status=status,
             ) from exc
 
     @staticmethod
@@ -381,21 +382,26 @@ async def _read_capped(
     declared = resp.content_length
     if declared is not None and declared > max_size:
         resp.close()
-        raise _too_large(f"{declared} bytes (its Content-Length)", max_size, method, path)
+        raise _too_large(
+            f"{declared} bytes (its Content-Length)", max_size, method, path, resp.status
+        )
     pieces: list[bytes] = []
     size = 0
     while piece := await resp.content.readany():
         size += len(piece)
         if size > max_size:
             resp.close()  # stop reading: the rest is never downloaded or buffered
-            raise _too_large(f"at least {size} bytes", max_size, method, path)
+            raise _too_large(f"at least {size} bytes", max_size, method, path, resp.status)
         pieces.append(piece)
     return b"".join(pieces)
 
 
-def _too_large(seen: str, max_size: int, method: str, path: str) -> ResponseValidationError:
+def _too_large(
+    seen: str, max_size: int, method: str, path: str, status: int
+) -> ResponseValidationError:
     return ResponseValidationError(
         f"{method} {path} answered a body of {seen}, over the cap of {max_size} bytes "
         f"(max_response_size); raise it with UpscaleClient(max_response_size=...) or "
-        f"client.with_options(max_response_size=...), or None for no cap"
+        f"client.with_options(max_response_size=...), or None for no cap",
+        status=status,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from upscale_async import (
     InsufficientCreditsError,
     NotFoundError,
     RateLimitError,
+    ResponseValidationError,
     ServerError,
     UnprocessableEntityError,
     UpscaleClient,
@@ -165,3 +167,30 @@ def _one_attempt() -> Any:
     from upscale_async import RetryPolicy
 
     return RetryPolicy(attempts=1)
+
+
+def test_a_response_validation_error_carries_its_status_and_pickles_with_it() -> None:
+    """status is keyword-only, None by default, and survives a pickle round trip."""
+    error = ResponseValidationError(
+        "GET /account answered 200 with a body that is not JSON", body=b"<html>", status=200
+    )
+    again = pickle.loads(pickle.dumps(error))
+    assert (type(again), str(again), again.status, again.body) == (
+        ResponseValidationError,
+        "GET /account answered 200 with a body that is not JSON",
+        200,
+        b"<html>",
+    )
+    assert vars(again) == vars(error)
+    assert ResponseValidationError("bad shape").status is None
+    with pytest.raises(TypeError):
+        ResponseValidationError("bad", None, 200)  # type: ignore[misc]
+
+
+def test_a_response_validation_error_pickled_before_it_had_a_status_reads_none() -> None:
+    """An error rebuilt from state without ``status`` (an older pickle) reads status None."""
+    error = ResponseValidationError("not JSON", body=b"x", status=200)
+    rebuild, (cls, args, state) = error.__reduce__()
+    del state["status"]
+    old = rebuild(cls, args, state)
+    assert (old.status, old.body, str(old)) == (None, b"x", "not JSON")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aioresponses import aioresponses
 from yarl import URL
 
@@ -16,6 +19,7 @@ from upscale_async import (
     RawResponse,
     RequestEvent,
     ResponseEvent,
+    ResponseValidationError,
     RetryEvent,
     RetryPolicy,
     ServerError,
@@ -263,3 +267,106 @@ async def test_retry_log_lines_carry_the_structured_fields(
         "attempt": 1,
         "request_id": "r-1",
     }
+
+
+@contextlib.asynccontextmanager
+async def answering_200(body: bytes, content_type: str) -> AsyncIterator[str]:
+    """A raw aiohttp server on 127.0.0.1 (a free port the OS picks) answering every path 200
+    with ``body``; yields its base URL."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(status=200, body=body, content_type=content_type)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/api/v2"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "cap", "cause"),
+    [
+        pytest.param(b"<html>oops</html>", "text/html", None, "not JSON", id="not-json"),
+        pytest.param(
+            b'{"plan_name": "' + b"p" * 64 + b'"}',
+            "application/json",
+            32,
+            "max_response_size",
+            id="over-the-cap",
+        ),
+    ],
+)
+async def test_a_200_with_an_unreadable_body_is_reported_as_a_200_that_failed(
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    body: bytes,
+    content_type: str,
+    cap: int | None,
+    cause: str,
+) -> None:
+    """A 200 whose body is not JSON or over the cap: the hook, the log line and its status
+    field say 200, with the ResponseValidationError (not "no answer")."""
+    monkeypatch.setenv("UPSCALE_LOG", "info")
+    seen: list[ResponseEvent] = []
+    hooks = EventHooks(on_response=seen.append)
+    async with answering_200(body, content_type) as base:
+        async with UpscaleClient(
+            KEY, base_url=base, retry=FAST, hooks=hooks, max_response_size=cap
+        ) as client:
+            with caplog.at_level(logging.INFO, logger="upscale_async"):
+                with pytest.raises(ResponseValidationError, match=cause) as info:
+                    await client.get_account()
+    assert [(e.attempt, e.status, type(e.error).__name__) for e in seen] == [
+        (1, 200, "ResponseValidationError")
+    ]
+    assert seen[0].error is info.value
+    [record] = [r for r in caplog.records if hasattr(r, "attempt")]
+    assert (record.levelname, record.status, record.attempt) == ("INFO", 200, 1)  # type: ignore[attr-defined]
+    message = record.getMessage()
+    assert message.startswith(
+        "GET /account -> 200 (ResponseValidationError: GET /account answered "
+    )
+    assert "no answer" not in message
+    assert info.value.status == 200
+
+
+async def test_a_telemetry_that_overrides_only_attempt_ended_still_counts_a_failed_200(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """attempt_failed defaults to attempt_ended, so an older Telemetry subclass sees status 200;
+    one that overrides attempt_failed gets the error too."""
+    monkeypatch.delenv("UPSCALE_LOG", raising=False)
+    ended: list[tuple[str, int | None]] = []
+    failed: list[tuple[int | None, str]] = []
+
+    class Ended(Telemetry):
+        def attempt_ended(
+            self, call: Any, method: str, path: str, status: int | None, seconds: float
+        ) -> None:
+            ended.append((path, status))
+
+    class Failed(Ended):
+        def attempt_failed(
+            self,
+            call: Any,
+            method: str,
+            path: str,
+            status: int | None,
+            seconds: float,
+            error: Exception,
+        ) -> None:
+            failed.append((status, type(error).__name__))
+
+    async with answering_200(b"<html>oops</html>", "text/html") as base:
+        for telemetry in (Ended(), Failed()):
+            async with UpscaleClient(KEY, base_url=base, retry=FAST, telemetry=telemetry) as c:
+                with pytest.raises(ResponseValidationError):
+                    await c.get_account()
+    assert ended == [("/account", 200)]
+    assert failed == [(200, "ResponseValidationError")]

@@ -260,6 +260,7 @@ async def test_a_2xx_body_that_is_not_json(serve: Callable[[Handler], Awaitable[
         f"GET /x answered 200 with a body that is not JSON: {(b'<html>' + b'y' * 300)[:200]!r}"
     )
     assert info.value.body == b"<html>" + b"y" * 300
+    assert info.value.status == 200
 
 
 # -- requests ----------------------------------------------------------------------------------
@@ -396,6 +397,28 @@ async def test_a_declared_length_over_the_cap_fails_before_reading(
     assert str(info.value).startswith(
         "GET /x answered a body of 101 bytes (its Content-Length), over the cap of 100 bytes"
     )
+    assert info.value.status == 200
+
+
+async def test_a_body_over_the_cap_keeps_the_status_it_was_answered_with(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    """A ResponseValidationError for a body past the cap, declared or streamed, has its status."""
+
+    async def streamed(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=202)
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for _ in range(5):
+            await response.write(b"z" * 40)
+        await response.write_eof()
+        return response
+
+    for handler, cause in ((answer(201, b"z" * 101), "Content-Length"), (streamed, "at least")):
+        base = await serve(handler)
+        with pytest.raises(ResponseValidationError, match=cause) as info:
+            await send(base, max_size=100)
+        assert info.value.status == (201 if handler is not streamed else 202)
 
 
 async def test_a_streamed_body_over_the_cap_fails(

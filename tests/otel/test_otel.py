@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
+from aiohttp import web
 
 pytest.importorskip("opentelemetry.sdk", reason="the otel tests need opentelemetry-sdk (dev)")
 
@@ -17,7 +18,14 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from upscale_async import BatchPolicy, PollPolicy, RetryPolicy, UpscaleClient
+from upscale_async import (
+    BatchPolicy,
+    NotFoundError,
+    PollPolicy,
+    ResponseValidationError,
+    RetryPolicy,
+    UpscaleClient,
+)
 from upscale_async.emulator import DeliveryPlan, Emulator, Fault, FaultPlan
 from upscale_async.otel import OpenTelemetry
 from upscale_async.testing import sample_campaign, sample_leads
@@ -172,6 +180,51 @@ async def test_retries_429s_and_fallback_polls_are_recorded(recorded: Recorded) 
     assert recorded.total("upscale.client.rate_limited") == 1
     assert recorded.total("upscale.client.requests", **{"http.response.status_code": 429}) == 1
     assert recorded.total("upscale.completion.fallback_polls") == 1
+
+
+async def test_a_200_with_an_unreadable_body_counts_its_status_and_its_error(
+    recorded: Recorded,
+) -> None:
+    """A 200 that is not JSON: status_code 200 and error.type ResponseValidationError (not
+    no_response); a 404 keeps its status alone."""
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.path.endswith("/account"):
+            return web.Response(status=200, text="<html>oops</html>", content_type="text/html")
+        return web.json_response({"error": "not found"}, status=404)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)  # a free loopback port the OS picks
+        await site.start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}/api/v2"
+        async with UpscaleClient("k", base_url=base, telemetry=recorded.telemetry) as client:
+            with pytest.raises(ResponseValidationError):
+                await client.get_account()
+            with pytest.raises(NotFoundError):
+                await client.retrieve_messages("missing")
+    finally:
+        await runner.cleanup()
+    points = {
+        p.attributes["url.path"]: dict(p.attributes)
+        for p in recorded.points()["upscale.client.requests"]
+    }
+    assert points["/account"] == {
+        "http.request.method": "GET",
+        "url.path": "/account",
+        "http.response.status_code": 200,
+        "error.type": "ResponseValidationError",
+    }
+    assert points["/messages/retrieve_messages"] == {
+        "http.request.method": "GET",
+        "url.path": "/messages/retrieve_messages",
+        "http.response.status_code": 404,
+    }
+    [account] = [s for s in recorded.finished() if s.name == "GET /account"]
+    assert account.status.status_code.name == "ERROR"
 
 
 def test_the_default_client_never_imports_opentelemetry() -> None:

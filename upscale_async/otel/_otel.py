@@ -13,6 +13,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in the t
         "pip install 'upscale_async[otel]'"
     ) from exc
 
+from .._errors import APIError
 from .._telemetry import Telemetry
 from .._version import __version__
 
@@ -49,7 +50,9 @@ class OpenTelemetry(Telemetry):
     Metrics (attributes in brackets):
 
     - ``upscale.client.requests`` (counter): HTTP attempts sent [``http.request.method``,
-      ``url.path``, ``http.response.status_code`` or ``error.type`` when there was no answer].
+      ``url.path``, ``http.response.status_code``; ``error.type`` ``no_response`` instead when
+      there was no answer, and ``error.type`` as well when the answer's body could not be read
+      (``ResponseValidationError``: a 2xx that is not JSON, a body over the size cap)].
     - ``upscale.client.request.duration`` (histogram, s): each attempt's time [the same].
     - ``upscale.client.retries`` (counter): retries [method, path, ``error.type``].
     - ``upscale.client.rate_limited`` (counter): 429 answers [method, path].
@@ -131,11 +134,33 @@ class OpenTelemetry(Telemetry):
         self, call: Any, method: str, path: str, status: int | None, seconds: float
     ) -> None:
         """Count the attempt, record its time, count a 429."""
+        self._attempt(method, path, status, seconds, None)
+
+    def attempt_failed(
+        self,
+        call: Any,
+        method: str,
+        path: str,
+        status: int | None,
+        seconds: float,
+        error: Exception,
+    ) -> None:
+        """As :meth:`attempt_ended`. An answer whose body could not be read (a 2xx that is not
+        JSON, a body over the size cap) keeps its status and also gets ``error.type``, the
+        error's type name: the status alone would not show that the attempt failed."""
+        unread = status is not None and not isinstance(error, APIError)
+        self._attempt(method, path, status, seconds, type(error).__name__ if unread else None)
+
+    def _attempt(
+        self, method: str, path: str, status: int | None, seconds: float, error_type: str | None
+    ) -> None:
         attributes: dict[str, Any] = {_METHOD: method, _PATH: path}
         if status is None:
             attributes[_ERROR] = "no_response"
         else:
             attributes[_STATUS] = status
+            if error_type is not None:
+                attributes[_ERROR] = error_type
         self._requests.add(1, attributes)
         self._duration.record(seconds, attributes)
         if status == 429:
