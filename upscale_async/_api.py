@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -36,7 +36,7 @@ from ._telemetry import Telemetry
 from ._transport import Response, Transport
 from ._wire import encode_request, structure, structure_retrieved
 
-__all__ = ["Api", "Exchange", "Settings"]
+__all__ = ["Api", "Exchange", "Settings", "refuse_single_lead"]
 
 _NO_OBSERVER = Observer(None, None, None)
 
@@ -281,7 +281,24 @@ class Api:
         campaign: Campaign | Mapping[str, Any],
         leads: Iterable[Lead | Mapping[str, Any]],
     ) -> bytes:
-        """The checked JSON body of one generation request; ValidationError lists every problem."""
+        """The checked JSON body of one generation request; ValidationError lists every problem.
+
+        TypeError, before anything else, when ``leads`` is not an iterable of leads (one lead
+        given alone, a str, an async iterable...).
+        """
+        refuse_single_lead(leads, "list or iterator")
+        try:
+            leads = iter(leads)
+        except TypeError:
+            hint = ""
+            if isinstance(leads, AsyncIterable):
+                hint = (
+                    " (an async iterable: collect it into a list first, or pass it to submit_batch)"
+                )
+            raise TypeError(
+                "leads must be an iterable (list or iterator) of leads, "
+                f"not {type(leads).__name__}{hint}"
+            ) from None
         try:
             campaign_wire = self.campaign_wire(campaign)
         except ValidationError as exc:  # a mapping's problems: reported with the leads'
@@ -322,6 +339,19 @@ class Api:
         )
         return structure_retrieved(
             response.data, response.status, secure_request_id=secure_request_id
+        )
+
+
+def refuse_single_lead(leads: object, kinds: str) -> None:
+    """TypeError when ``leads`` is one lead (a mapping or a Lead), a str or bytes, not an
+    iterable of leads: iterating it would read its keys or characters as leads.
+
+    ``kinds`` names what the caller takes, e.g. ``"list, iterator or async iterator"``.
+    """
+    if isinstance(leads, str | bytes | Mapping | Lead):
+        raise TypeError(
+            f"leads must be an iterable ({kinds}) of leads, "
+            f"not a single {type(leads).__name__}; wrap one lead in a list"
         )
 
 

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import anyio
 
-from ._api import Api
+from ._api import Api, refuse_single_lead
 from ._config import BatchPolicy
 from ._credits import CreditGate, CreditPolicy, open_gate, send_within_credits
 from ._errors import (
@@ -79,11 +79,7 @@ class _Source:
         self.pending: list[Any] = []
         self._it: Iterable[Any] | None = None
         self._ait: AsyncIterator[Any] | None = None
-        if isinstance(leads, str | bytes | Mapping | Lead):
-            raise TypeError(
-                "leads must be an iterable (list, iterator or async iterator) of leads, "
-                f"not a single {type(leads).__name__}; wrap one lead in a list"
-            )
+        refuse_single_lead(leads, "list, iterator or async iterator")
         if isinstance(leads, AsyncIterable):
             self._ait = aiter(leads)
         elif isinstance(leads, Iterable):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
@@ -10,7 +10,7 @@ import pytest
 from aioresponses import aioresponses
 from yarl import URL
 
-from upscale_async import Routes, UpscaleClient, ValidationError
+from upscale_async import Lead, Routes, UpscaleClient, ValidationError
 
 from .conftest import BASE, KEY, s0_body, s0_campaign, s0_leads
 
@@ -175,6 +175,60 @@ async def test_empty_leads_is_a_validation_error(client: UpscaleClient) -> None:
     """An empty lead list fails with the server's message."""
     with pytest.raises(ValidationError, match="lead_data must contain at least one lead"):
         await client.request_message_generation(s0_campaign(), [])
+
+
+SINGLE = "leads must be an iterable (list or iterator) of leads, not a single {}; wrap one lead in a list"
+
+
+async def _leads() -> AsyncIterator[dict[str, Any]]:
+    for lead in s0_body()["lead_data"]:
+        yield lead
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["parsed", "raw"])
+@pytest.mark.parametrize(
+    ("leads", "message"),
+    [
+        pytest.param(s0_body()["lead_data"][0], SINGLE.format("dict"), id="dict"),
+        pytest.param(s0_leads()[0], SINGLE.format("Lead"), id="Lead"),
+        pytest.param("lead_001", SINGLE.format("str"), id="str"),
+        pytest.param(b"lead_001", SINGLE.format("bytes"), id="bytes"),
+        pytest.param(5, "leads must be an iterable (list or iterator) of leads, not int", id="int"),
+        pytest.param(
+            _leads(),
+            "leads must be an iterable (list or iterator) of leads, not async_generator "
+            "(an async iterable: collect it into a list first, or pass it to submit_batch)",
+            id="async",
+        ),
+    ],
+)
+async def test_one_lead_instead_of_a_list_is_refused_clearly(
+    mocked: aioresponses, client: UpscaleClient, leads: Any, message: str, raw: bool
+) -> None:
+    """A single lead (dict or Lead), a str, bytes or a non-iterable: a TypeError saying what
+    was given and how to fix it, before anything is sent."""
+    call = client.with_raw_response if raw else client
+    with pytest.raises(TypeError) as info:
+        await call.request_message_generation(s0_campaign(), leads)
+    assert str(info.value) == message
+    assert not mocked.requests
+
+
+async def test_any_iterable_of_leads_is_still_accepted(
+    mocked: aioresponses, client: UpscaleClient
+) -> None:
+    """A generator or a tuple of leads is sent as before (only a single lead is refused)."""
+    url = f"{BASE}/messages/request_message_generation"
+    mocked.post(url, payload={"message": "Success", "secure_request_id": REQ_ID}, repeat=True)
+
+    def generated() -> Iterator[Lead]:
+        yield from s0_leads()
+
+    for leads in (generated(), tuple(s0_leads())):
+        accepted = await client.request_message_generation(s0_campaign(), leads)
+        assert accepted.secure_request_id == REQ_ID
+    sent = [orjson.loads(c.kwargs["data"]) for c in mocked.requests[("POST", URL(url))]]
+    assert [body["lead_data"] for body in sent] == [s0_body()["lead_data"]] * 2
 
 
 async def test_blank_retrieve_id_is_a_validation_error(client: UpscaleClient) -> None:
