@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import orjson
 
 from upscale_async.cli._demo import DEMO_CAMPAIGN
+from upscale_async.cli._files import LEAD_FIELDS
 
 from .conftest import Result, records, run_cli, valid_leads, write_csv, write_jsonl
 
@@ -237,3 +239,85 @@ def test_unclosed_quote_past_the_field_size_limit_loses_no_lead(
     [bad] = [r for r in rows if r["outcome"] == "rejected"]
     assert (bad["lead_id"], bad["line"], bad["raw"]) == (ids[10], 12, broken)
     assert sorted(r["lead_id"] for r in rows) == sorted(ids)
+
+
+def _leads_with_notes(path: Path) -> tuple[list[dict[str, object]], dict[str, object]]:
+    """Three leads as JSON lines, the second (line 2) with a field no lead has: ``notes``."""
+    leads: list[dict[str, object]] = [*valid_leads(3)]
+    leads[1] = {**leads[1], "notes": "met at the expo"}
+    write_jsonl(path, leads)
+    return leads, leads[1]
+
+
+def test_lead_with_an_unknown_field_is_rejected_with_its_lead_and_can_be_sent_again(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """A JSON-lines lead with an unknown key: its rejected record carries the lead as read; that
+    lead, given back with --extra-fields ignore, is sent and generated."""
+    _, noted = _leads_with_notes(tmp_path / "leads.jsonl")
+    result = _generate(tmp_path, "leads.jsonl")
+    assert result.code == 2, result.stderr
+    message = "leads.jsonl line 2: unknown field(s) notes (pass --extra-fields ignore or send)"
+    assert f"upscale-async: error: {message}" in result.stderr.splitlines()
+    rows = records(tmp_path / "results.jsonl")
+    assert len(rows) == 3
+    [bad] = [r for r in rows if r["outcome"] != "generated"]
+    assert bad == {
+        "lead_id": noted["automation_tool_lead_id"],
+        "outcome": "rejected",
+        "line": 2,
+        "reason": message,
+        "errors": [message],
+        "lead": noted,
+    }
+    # jq -c 'select(.outcome=="rejected") | .lead' results.jsonl > retry.jsonl
+    write_jsonl(tmp_path / "retry.jsonl", [bad["lead"]])
+    again = run_cli(
+        "generate", "retry.jsonl", "--campaign", "campaign.json", "--out", "retry-results.jsonl",
+        "--extra-fields", "ignore", cwd=tmp_path,
+    )  # fmt: skip
+    assert again.code == 0, again.stderr
+    [sent] = records(tmp_path / "retry-results.jsonl")
+    assert (sent["lead_id"], sent["outcome"]) == (noted["automation_tool_lead_id"], "generated")
+
+
+def test_lead_with_an_unknown_field_fills_its_csv_results_row_and_the_csv_can_be_fed_back(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """The same lead with CSV results: its rejected row fills the lead's columns (``notes`` in
+    lead_extra); the results CSV given back with --extra-fields ignore sends that lead only."""
+    _, noted = _leads_with_notes(tmp_path / "leads.jsonl")
+    result = run_cli(
+        "generate", "leads.jsonl", "--campaign", "campaign.json", "--out", "results.csv",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 2, result.stderr
+    with (tmp_path / "results.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    [bad] = [r for r in rows if r["outcome"] != "generated"]
+    assert (bad["lead_id"], bad["outcome"], bad["line"]) == (
+        noted["automation_tool_lead_id"],
+        "rejected",
+        "2",
+    )
+    assert {f: bad[f] for f in LEAD_FIELDS} == {f: noted.get(f) or "" for f in LEAD_FIELDS}
+    assert orjson.loads(bad["lead_extra"]) == {"notes": "met at the expo"}
+    again = run_cli(
+        "generate", "results.csv", "--campaign", "campaign.json", "--out", "retry.jsonl",
+        "--extra-fields", "ignore", cwd=tmp_path,
+    )  # fmt: skip
+    assert again.code == 0, again.stderr
+    [sent] = records(tmp_path / "retry.jsonl")
+    assert (sent["lead_id"], sent["outcome"]) == (noted["automation_tool_lead_id"], "generated")
+    assert "(2 generated)" in again.stderr
+
+
+def test_csv_with_old_mac_line_breaks_is_a_header_error_not_a_traceback(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """Lines ended by CR alone (the header then holds a line break): exit 2, a header message."""
+    path = write_csv(tmp_path / "leads.csv", valid_leads(2))
+    path.write_bytes(path.read_bytes().replace(b"\r\n", b"\r"))
+    result = _generate(tmp_path, "leads.csv")
+    assert result.code == 2
+    assert result.stderr.startswith("upscale-async: error: leads.csv line 1: bad CSV header: ")

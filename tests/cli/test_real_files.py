@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from upscale_async.cli._files import LEAD_FIELDS
 
@@ -291,3 +293,137 @@ def test_quoted_field_over_two_lines_is_one_field_and_lines_stay_right(
     }
     [bad] = [r for r in rows if r["outcome"] == "rejected"]
     assert (bad["line"], bad["raw"]) == (7, "lead_broken,x")
+
+
+def _lead_text(n: int) -> str:
+    """``n`` leads as CSV text, with accents (to be encoded as UTF-16 or UTF-32)."""
+    rows = [LEAD_FIELDS, *([lead.get(k) or "" for k in LEAD_FIELDS] for lead in _leads(n))]
+    return "".join(",".join(row) + "\r\n" for row in rows)
+
+
+def _no_control_characters(text: str) -> None:
+    """A message shows no NUL byte nor any other control character but its line breaks."""
+    assert not [c for c in text if not c.isprintable() and c != "\n"], repr(text)
+
+
+# How Excel ("Unicode text"), Notepad and iconv write UTF-16 and UTF-32: with a byte order mark
+# in either order, or without one; what the message says it found, and the iconv command's -f.
+_WIDE = {
+    "utf-16-le-bom": (
+        codecs.BOM_UTF16_LE, "utf-16-le",
+        "the file is UTF-16 text (it starts with a UTF-16-LE byte order mark)", "utf-16",
+    ),
+    "utf-16-be-bom": (
+        codecs.BOM_UTF16_BE, "utf-16-be",
+        "the file is UTF-16 text (it starts with a UTF-16-BE byte order mark)", "utf-16",
+    ),
+    "utf-16-le-no-bom": (
+        b"", "utf-16-le",
+        "the file looks like UTF-16-LE text without a byte order mark (or is not text at all): "
+        "it has NUL bytes among its first characters, the first at byte 2", "utf-16le",
+    ),
+    "utf-16-be-no-bom": (
+        b"", "utf-16-be",
+        "the file looks like UTF-16-BE text without a byte order mark (or is not text at all): "
+        "it has NUL bytes among its first characters, the first at byte 1", "utf-16be",
+    ),
+    "utf-32-le-bom": (
+        codecs.BOM_UTF32_LE, "utf-32-le",
+        "the file is UTF-32 text (it starts with a UTF-32-LE byte order mark)", "utf-32",
+    ),
+    "utf-32-be-no-bom": (
+        b"", "utf-32-be",
+        "the file looks like UTF-32-BE text without a byte order mark (or is not text at all): "
+        "it has NUL bytes among its first characters, the first at byte 1", "utf-32be",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(_WIDE))
+@pytest.mark.parametrize("encoding", [None, "cp1252"])
+def test_utf16_and_utf32_files_are_refused_with_the_iconv_command(
+    tmp_path: Path, campaign_file: Path, kind: str, encoding: str | None
+) -> None:
+    """A UTF-16/32 leads file, whatever --encoding says: one message naming the file, what was
+    found and the iconv command that converts it; no NUL byte printed, nothing written.
+
+    Before, a UTF-16 file with a BOM got "not valid utf-8 text; ... try --encoding cp1252",
+    and following that advice printed the header's NUL bytes as unknown columns.
+    """
+    bom, codec, found, iconv = _WIDE[kind]
+    (tmp_path / "u16.csv").write_bytes(bom + _lead_text(3).encode(codec))
+    options = [] if encoding is None else ["--encoding", encoding]
+    result = run_cli(
+        "generate", "u16.csv", "--campaign", campaign_file, "--out", "r.jsonl", *options,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 2, result.stderr
+    read_as = encoding or "utf-8"
+    assert result.stderr.splitlines() == [
+        f"upscale-async: error: u16.csv: {found}, but the leads are read as {read_as} text, "
+        "which needs an ASCII-compatible encoding; convert the file first: "
+        f"iconv -f {iconv} -t utf-8 u16.csv > u16.utf8.csv (then give u16.utf8.csv)"
+    ]
+    _no_control_characters(result.stderr)
+    assert not (tmp_path / "r.jsonl").exists()
+    converted = subprocess.run(
+        ["iconv", "-f", iconv, "-t", "utf-8", "u16.csv"], cwd=tmp_path, capture_output=True
+    )
+    if converted.returncode == 0:  # the command given works (where iconv is installed)
+        assert converted.stdout.decode().removeprefix("\ufeff") == _lead_text(3)
+
+
+@pytest.mark.parametrize("kind", ["utf-16-le-bom", "utf-16-le-no-bom", "utf-32-le-bom"])
+def test_utf16_and_utf32_on_stdin_are_refused_with_the_iconv_command(
+    tmp_path: Path, campaign_file: Path, kind: str
+) -> None:
+    """UTF-16/32 leads on stdin, JSON lines: refused the same way, the command pipes iconv."""
+    bom, codec, found, iconv = _WIDE[kind]
+    text = "".join(orjson.dumps(lead).decode() + "\n" for lead in _leads(3))
+    result = _run_with_stdin(
+        "generate", "-", "--campaign", campaign_file, "--out", "o.jsonl", "--in-format", "jsonl",
+        stdin=bom + text.encode(codec), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"upscale-async: error: <stdin>: {found}, but the leads are read as utf-8 text, which "
+        "needs an ASCII-compatible encoding; convert it first, piping it through iconv: "
+        f"iconv -f {iconv} -t utf-8 LEADS | upscale-async generate - ..."
+    ]
+    _no_control_characters(result.stderr)
+
+
+def test_stdin_read_ahead_loses_no_line(tmp_path: Path, campaign_file: Path) -> None:
+    """The first bytes of stdin looked at for a byte order mark are read again: short first
+    lines (blank, a bad record) keep their numbers and every lead after them is sent."""
+    leads = _leads(3)
+    text = "\n\n[1]\n" + "".join(orjson.dumps(lead).decode() + "\n" for lead in leads)
+    result = _run_with_stdin(
+        "generate", "-", "--campaign", campaign_file, "--out", "o.jsonl", "--in-format", "jsonl",
+        stdin=text.encode(), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 2, result.stderr
+    rows = records(tmp_path / "o.jsonl")
+    assert [(r.get("line"), r["outcome"]) for r in rows if r["outcome"] != "generated"] == [
+        (3, "rejected")
+    ]
+    assert sorted(r["lead_id"] for r in rows if r["outcome"] == "generated") == sorted(
+        lead["automation_tool_lead_id"] for lead in leads
+    )
+    assert "Hi Andrés," in rows[1]["messages"]["connection_request"]
+
+
+def test_control_characters_in_a_header_are_shown_escaped(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """An unknown column holding control characters is named with them escaped (\\x00, \\x1b)."""
+    source = _write(tmp_path / "leads.csv", _leads(2), encoding="utf-8", delimiter=",")
+    lines = source.read_bytes().splitlines(keepends=True)
+    lines[0] = lines[0].replace(b"\r\n", b",no\x1b[31mte\x07s\r\n")
+    source.write_bytes(b"".join(lines))
+    result = run_cli(
+        "generate", source, "--campaign", campaign_file, "--out", "r.jsonl", cwd=tmp_path
+    )
+    assert result.code == 2, result.stderr
+    assert f"{source} line 1: unknown column(s) no\\x1b[31mte\\x07s; the columns" in result.stderr
+    _no_control_characters(result.stderr)

@@ -8,8 +8,11 @@ in the file's encoding) does not stop the run: the record is kept aside as a
 its text), so leads already submitted are never lost. A CSV quote that is never closed (its
 field runs to the end of the file, past the field-size limit, over more than
 :data:`MAX_RECORD_LINES` lines, or into a malformed quote or row) rejects the record it opened
-and the reader starts again on the line after the quote's, so no later row is lost.
-``-`` names stdin (leads) or stdout (results).
+and the reader starts again on the line after the quote's, so no later row is lost. A lead
+rejected for its fields (an unknown key) keeps its fields in its record, to be sent again. A
+UTF-16 or UTF-32 file (a byte order mark, or NUL bytes among its first bytes) is refused with
+the ``iconv`` command that converts it, whatever ``--encoding`` says. Messages show control
+characters escaped. ``-`` names stdin (leads) or stdout (results).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import codecs
 import csv
 import os
 import re
+import shlex
 import sys
 from collections import Counter, deque
 from collections.abc import Iterator, Mapping
@@ -64,6 +68,15 @@ MAX_RECORD_LINES: Final = 2000
 RAW_SHOWN: Final = 2000
 #: The failure of a CSV record that ran over MAX_RECORD_LINES lines.
 _TOO_LONG: Final = "too long"
+#: How many of a leads file's first bytes are looked at for a UTF-16/32 byte order mark or NULs.
+_HEAD_BYTES: Final = 64
+#: The byte order marks of UTF-32 and UTF-16 (UTF-32-LE's first, as it starts with UTF-16-LE's).
+_WIDE_BOMS: Final = (
+    (codecs.BOM_UTF32_LE, "UTF-32", "UTF-32-LE"),
+    (codecs.BOM_UTF32_BE, "UTF-32", "UTF-32-BE"),
+    (codecs.BOM_UTF16_LE, "UTF-16", "UTF-16-LE"),
+    (codecs.BOM_UTF16_BE, "UTF-16", "UTF-16-BE"),
+)
 _ENCODING_HINT: Final = (
     "if the file comes from Excel or Windows, try --encoding cp1252 (or --encoding latin-1)"
 )
@@ -119,19 +132,59 @@ def _sniff(header: str) -> str:
     """The delimiter that splits the header line into the most lead wire names (else ",")."""
     best, found = ",", 0
     for delimiter in DELIMITERS:
-        fields = next(csv.reader([header], delimiter=delimiter), [])
+        try:
+            fields = next(csv.reader([header], delimiter=delimiter), [])
+        except csv.Error:
+            continue  # reading the header itself then says what is wrong with it
         score = sum(1 for f in fields if f.strip() in _KNOWN)
         if score > found:
             best, found = delimiter, score
     return best
 
 
+def _printable(text: str) -> str:
+    """``text`` with its control and other invisible characters escaped (``\\x00``, ``\\ufeff``).
+
+    Messages quote what files hold (column names, keys); a NUL or an escape sequence must not
+    reach the terminal.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def _wide_text(head: bytes) -> tuple[str, str] | None:
+    """What a file's first bytes show of UTF-16 or UTF-32 text, and iconv's name for it (or None).
+
+    A byte order mark says which; without one, NUL bytes (which no text in an ASCII-compatible
+    encoding has) are taken for UTF-16 or UTF-32, the order told by where the first NUL is.
+    """
+    for bom, family, order in _WIDE_BOMS:
+        if head.startswith(bom):
+            found = f"the file is {family} text (it starts with a {order} byte order mark)"
+            return found, family.lower()
+    first = head.find(b"\0")
+    if first < 0:
+        return None
+    width = "32" if b"\0\0\0" in head else "16"
+    order = "BE" if first % 2 == 0 else "LE"
+    return (
+        f"the file looks like UTF-{width}-{order} text without a byte order mark (or is not "
+        f"text at all): it has NUL bytes among its first characters, the first at byte "
+        f"{first + 1}",
+        f"utf-{width}{order.lower()}",
+    )
+
+
 class InputError(Exception):
-    """A problem with an input or output file: one message per problem, exit status 2."""
+    """A problem with an input or output file: one message per problem, exit status 2.
+
+    Control characters in the messages are escaped.
+    """
 
     def __init__(self, *messages: str) -> None:
-        self.messages = list(messages)
-        super().__init__("\n".join(messages))
+        self.messages = [_printable(m) for m in messages]
+        super().__init__("\n".join(self.messages))
 
 
 class LineLead(WithExtraFields):
@@ -157,6 +210,8 @@ class ParseProblem:
     lead_id: str | None = None
     #: The record's text as read (at most RAW_SHOWN characters, then a note of the rest).
     raw: str | None = None
+    #: The lead as read, when the record was read into one but refused for its fields.
+    lead: Mapping[str, Any] | None = None
 
 
 class _RecordTooLong(Exception):
@@ -326,6 +381,8 @@ class LeadFile:
         except OSError as exc:
             raise InputError(f"cannot read leads file {_describe(exc, path)}") from None
         try:
+            self._head = self._file.read(_HEAD_BYTES)  # read again first, by _byte_lines
+            self._refuse_wide_text()
             self._records = self._csv() if fmt == "csv" else self._jsonl()
             self._first = next(self._records, None)
         except BaseException:
@@ -352,10 +409,53 @@ class LeadFile:
         return problems
 
     def _problem(
-        self, line: int, message: str, lead_id: object = None, raw: str | None = None
+        self,
+        line: int,
+        message: str,
+        lead_id: object = None,
+        raw: str | None = None,
+        lead: Mapping[str, Any] | None = None,
     ) -> None:
         known = lead_id if isinstance(lead_id, str) and lead_id.strip() else None
-        self.problems.append(ParseProblem(line, f"{self.name} line {line}: {message}", known, raw))
+        text = _printable(f"{self.name} line {line}: {message}")
+        self.problems.append(ParseProblem(line, text, known, raw, lead))
+
+    def _refuse_wide_text(self) -> None:
+        """InputError for a UTF-16 or UTF-32 file, naming what was found and how to convert it.
+
+        They are not read line by line as bytes, whatever --encoding says (--encoding utf-16
+        itself is refused by check_encoding).
+        """
+        found = _wide_text(self._head)
+        if found is None:
+            return
+        what, source = found
+        if self._stdin:
+            fix = (
+                "convert it first, piping it through iconv: "
+                f"iconv -f {source} -t utf-8 LEADS | upscale-async generate - ..."
+            )
+        else:
+            converted = shlex.quote(str(self.path.with_stem(f"{self.path.stem}.utf8")))
+            fix = (
+                f"convert the file first: iconv -f {source} -t utf-8 "
+                f"{shlex.quote(str(self.path))} > {converted} (then give {converted})"
+            )
+        raise InputError(
+            f"{self.name}: {what}, but the leads are read as {self.encoding} text, which needs "
+            f"an ASCII-compatible encoding; {fix}"
+        )
+
+    def _byte_lines(self) -> Iterator[bytes]:
+        """The file's lines, as iterating it splits them, the bytes read ahead included."""
+        head, self._head = self._head, b""
+        *lines, rest = head.split(b"\n")
+        for line in lines:
+            yield line + b"\n"
+        rest += self._file.readline()
+        if rest:
+            yield rest
+        yield from self._file
 
     def _undecodable(self) -> str:
         hint = f"; {_ENCODING_HINT}" if self.encoding == "utf-8" else " (see --encoding)"
@@ -364,7 +464,7 @@ class LeadFile:
     def _lines(self, bad: set[int]) -> Iterator[tuple[int, str]]:
         """Numbered decoded lines; one that does not decode is in ``bad`` (decoded loosely)."""
         encoding = self.encoding
-        for number, raw in enumerate(self._file, 1):
+        for number, raw in enumerate(self._byte_lines(), 1):
             if number == 1 and raw.startswith(codecs.BOM_UTF8) and encoding == "utf-8":
                 raw = raw[3:]  # a UTF-8 byte order mark, as spreadsheet exports write
             try:
@@ -543,6 +643,7 @@ class LeadFile:
                         line,
                         f"unknown field(s) {', '.join(extra)} (pass --extra-fields ignore or send)",
                         data.get("automation_tool_lead_id"),
+                        lead=data,  # its record carries it, to be sent again
                     )
                     continue
                 if self.extra == "ignore":
@@ -654,7 +755,12 @@ class ResultWriter:
             "errors": [problem.message],
         }
         if problem.raw is not None:
-            record["raw"] = problem.raw  # the record's text, so that nothing read is lost
+            # The record's text, so that nothing read is lost (JSON lines only: a CSV has no
+            # column for it).
+            record["raw"] = problem.raw
+        if problem.lead is not None:
+            # The lead as read (a CSV fills the lead's columns), to fix and send again.
+            record["lead"] = dict(problem.lead)
         self.write(record)
 
 
