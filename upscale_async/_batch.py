@@ -535,13 +535,18 @@ class _Batch:
             heapq.heappush(self.busy, (anyio.current_time() + wait, held))
 
     async def recorded_before(self, requests: tuple[AcceptedRequest, ...], held: _Held) -> None:
-        """Account for a chunk the ledger holds already (another worker, an earlier run)."""
+        """Account for a chunk the ledger holds already (another worker, an earlier run).
+
+        Every request is accounted for before the first await, so a cancellation while a
+        callback runs leaves none of the chunk's leads out of ``accepted``.
+        """
+        given = dict(zip(held.ids, held.originals, strict=True)) if self.keep_leads else None
         for request in requests:
             self.result.accepted.append(request)
-            if self.keep_leads is not None:
-                given = dict(zip(held.ids, held.originals, strict=True))
+            if self.keep_leads is not None and given is not None:
                 self.keep_leads(request, [given.get(i) for i in request.lead_ids])
             self.accepted_leads += len(request.lead_ids)
+        for request in requests:
             await self.notify(self.on_accepted, request)
         self.chunks_done += 1
         if self.on_progress is not None:

@@ -405,13 +405,17 @@ class _Pipeline:
         """Run the batch, starting a waiter per accepted request; the batch's result."""
 
         async def on_accepted(request: AcceptedRequest) -> None:
-            # The caller's callback first (a journal makes the request durable), then the wait.
+            # The caller's callback first (a journal makes the request durable), then the wait,
+            # which starts whatever the callback does: Upscale has the request, so its leads
+            # must come out even when the callback raised (the batch then stops, CALLBACK_ERROR).
             leads = self.kept.pop(id(request), None)
-            if also_on_accepted is not None:
-                result = also_on_accepted(request)
-                if inspect.isawaitable(result):
-                    await result
-            waiters.start_soon(self.complete, request, leads)
+            try:
+                if also_on_accepted is not None:
+                    result = also_on_accepted(request)
+                    if inspect.isawaitable(result):
+                        await result
+            finally:
+                waiters.start_soon(self.complete, request, leads)
 
         try:
             return await submit_batch(
@@ -599,4 +603,8 @@ async def open_generate(
     if raised is not None:
         raise raised
     if pipeline.finished and pipeline.failure is not None:
+        if isinstance(pipeline.failure, anyio.BrokenResourceError):
+            # Only leaving the block closes the stream: the caller left early (break, return),
+            # and the pipeline, sending an outcome then, stopped. Nothing to report.
+            return
         raise pipeline.failure
