@@ -27,7 +27,8 @@ logger: Final = logging.getLogger("upscale_async")
 
 T = TypeVar("T")
 
-_RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+_RETRY_STATUSES: Final = frozenset({408, 429})
+"""Retried besides every 5xx (D11: 408/429/5xx); 400, 401, 402, 404 and 422 never are."""
 
 Send = Callable[[float | None], Awaitable[T]]
 """One attempt, given the seconds it may take at most (None: the client's own timeout)."""
@@ -44,9 +45,14 @@ def retry_decision(error: BaseException) -> bool | float:
     """
     if isinstance(error, TransportError):
         return True
-    if isinstance(error, APIError) and error.status in _RETRY_STATUSES:
+    if isinstance(error, APIError) and _is_transient_status(error.status):
         return True if error.retry_after is None else error.retry_after
     return False
+
+
+def _is_transient_status(status: int | None) -> bool:
+    """408, 429 and every status from 500 up (D11), not only 500 and 502-504."""
+    return status is not None and (status in _RETRY_STATUSES or status >= 500)
 
 
 # Long: one loop owns the attempts, the governor's ticket of each and the retry budget.

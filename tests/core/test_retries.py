@@ -11,7 +11,9 @@ from aioresponses import aioresponses
 
 from upscale_async import (
     AuthenticationError,
+    BadRequestError,
     InsufficientCreditsError,
+    NotFoundError,
     RetryPolicy,
     TransportError,
     UnprocessableEntityError,
@@ -83,15 +85,17 @@ async def test_timeout_is_retried(mocked: aioresponses) -> None:
 @pytest.mark.parametrize(
     ("status", "error_type"),
     [
+        pytest.param(400, BadRequestError, id="400"),
         pytest.param(401, AuthenticationError, id="401"),
         pytest.param(402, InsufficientCreditsError, id="402"),
+        pytest.param(404, NotFoundError, id="404"),
         pytest.param(422, UnprocessableEntityError, id="422"),
     ],
 )
 async def test_never_retried(
     mocked: aioresponses, status: int, error_type: type[Exception]
 ) -> None:
-    """401, 402 and 422 raise at once after one request."""
+    """400, 401, 402, 404 and 422 raise at once after one request."""
     mocked.post(GEN, status=status, payload={"error": "no"})
     mocked.post(GEN, payload=OK)
     async with UpscaleClient(KEY, base_url=BASE, retry=RetryPolicy(time_scale=0.0)) as client:
@@ -153,3 +157,16 @@ async def test_retry_after_is_capped(
     async with UpscaleClient(KEY, base_url=BASE, retry=policy) as client:
         await client.request_message_generation(s0_campaign(), s0_leads())
     assert "in 0.02 s" in caplog.text  # capped at 2 s, scaled by 0.01
+
+
+@pytest.mark.parametrize("status", [500, 501, 505, 507, 520, 599])
+async def test_every_5xx_is_retried(status: int) -> None:
+    """D11: any 5xx is retried (not only 500 and 502-504); here once, then the call succeeds."""
+    from upscale_async.emulator import Emulator, Fault
+
+    async with Emulator(webhook_secret=None) as emu:
+        emu.faults.set("request_message_generation", [Fault.http(status)])
+        policy = RetryPolicy(time_scale=0.0)
+        async with UpscaleClient(emu.api_key, base_url=emu.base_url, retry=policy) as client:
+            accepted = await client.request_message_generation(s0_campaign(), s0_leads())
+    assert accepted.secure_request_id
