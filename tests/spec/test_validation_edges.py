@@ -234,9 +234,9 @@ def test_a_null_message_sequence_is_missing() -> None:
             id="hiring-location-blank",
         ),
         pytest.param(
-            {"job_title": ["cto"]},
+            {"message_sequence": ["stage_ambition"], "job_title": ["cto"]},
             ("job_title", "job_title must be a string"),
-            id="job-title-list-without-its-type",
+            id="job-title-list",
         ),
     ],
 )
@@ -262,6 +262,41 @@ def test_campaign_field_rules(changes: dict[str, Any], expected: tuple[str, str]
 def test_valid_campaign_variants(changes: dict[str, Any]) -> None:
     """Optional fields may be null, and conditional ones are only checked with their type."""
     assert check_campaign(_campaign(**changes)) == []
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"job_title": ["cto"]}, id="job-title-list"),
+        pytest.param({"job_title": 5, "hiring_location": 7}, id="numbers"),
+        pytest.param({"material_link": 9, "hiring_location": False}, id="number-and-bool"),
+        pytest.param({"material_link": {"url": "x"}, "job_title": ""}, id="object-and-blank"),
+    ],
+)
+def test_a_conditional_field_without_its_type_is_ignored(changes: dict[str, Any]) -> None:
+    """§2.1: a conditional field sent while its type is absent is ignored, whatever its value.
+
+    Neither the SDK's check nor the emulator's (the same validator) type-checks it.
+    """
+    campaign = _campaign(message_sequence=["connection_request"], **changes)
+    assert check_campaign(campaign) == []
+    body = {**campaign, "lead_data": s0_body()["lead_data"]}
+    assert validate_generation_body(body) == []
+
+
+def test_a_conditional_field_with_its_type_is_still_checked() -> None:
+    """The other side: with its type in the sequence, the same values are each a problem."""
+    campaign = _campaign(
+        message_sequence=["share_material", "hiring_activity", "stage_ambition"],
+        job_title=5,
+        hiring_location=7,
+        material_link=9,
+    )
+    assert check_campaign(campaign) == [
+        ("material_link", "material_link must be a string"),
+        ("hiring_location", "hiring_location must be a string"),
+        ("job_title", "job_title must be a string"),
+    ]
 
 
 # -- leads -----------------------------------------------------------------------------------

@@ -212,18 +212,18 @@ def check_campaign(
     if signoff is not None and not isinstance(signoff, str):
         problems.append(("signoff_name", "signoff_name must be a string"))
     for kind, name in CONDITIONAL_FIELDS.items():
+        if kind not in types:
+            continue  # its type is absent: the field, if sent anyway, is ignored (§2.1)
         value = campaign.get(name)
-        if kind in types and not _is_present(value):
+        if not _is_present(value):
             problems.append((name, f"{name} is required when the message_sequence includes {kind}"))
-        elif value is None:
-            continue
         elif not isinstance(value, str):
             problems.append((name, f"{name} must be a string"))
-        elif name == "material_link" and kind in types:
+        elif name == "material_link":
             problem = url_problem(name, value)
             if problem is not None:
                 problems.append(problem)
-        elif name == "hiring_location" and kind in types and value.upper() not in ISO_3166_ALPHA2:
+        elif name == "hiring_location" and value.upper() not in ISO_3166_ALPHA2:
             problems.append(
                 (
                     name,
