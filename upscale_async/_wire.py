@@ -162,11 +162,23 @@ def _lead_results(leads_data: list[Any]) -> tuple[LeadMessages, ...]:
     return tuple(out)
 
 
+def _plural_counts(data: dict[str, Any], aliases: Mapping[str, str]) -> dict[str, Any]:
+    """``data`` with each count spelled in the singular moved to its plural name (D5).
+
+    The plural spelling wins when both are sent, whatever their order, unless its value is null.
+    """
+    values = dict(data)
+    for singular, plural in aliases.items():
+        if singular in values:
+            value = values.pop(singular)
+            if values.get(plural) is None:
+                values[plural] = value
+    return values
+
+
 def _metadata(meta: dict[str, Any], fallback_id: str | None) -> RetrievalMetadata:
     """The ``metadata`` object (``structure_retrieved`` checked that it is one), read."""
-    values: dict[str, Any] = {}
-    for key, value in meta.items():
-        values[_META_ALIASES.get(key, key)] = value
+    values = _plural_counts(meta, _META_ALIASES)
     request_id = values.get("request_message_generation_api_request_secure_request_id")
     if request_id is None:
         request_id = fallback_id
@@ -261,6 +273,8 @@ _EVENT_KNOWN: Final = frozenset(
         "completed_at",
         "requested_messages_count",
         "generated_messages_count",
+        "requested_message_count",  # the singular spellings, read as the counts too (D5)
+        "generated_message_count",
         "webhook_triggered_at",
     }
 )
@@ -292,6 +306,22 @@ def _optional_count(data: Mapping[str, Any], field: str) -> int | None:
     return value
 
 
+def _event_count(data: dict[str, Any], plural: str, singular: str) -> int | None:
+    """A webhook count under its plural name, else its singular one (D5, as in metadata).
+
+    The plural spelling wins when both are sent, unless its value is null; a value that does not
+    fit is an error naming the key it was sent under.
+    """
+    name = plural
+    value = data.get(plural)
+    if value is None and singular in data:
+        name = singular
+        value = data[singular]
+    if value is not None and (type(value) is not int or value < 0):
+        value = _optional_count(data, name)
+    return value
+
+
 def structure_event(data: Any, webhook_id: str | None = None) -> CompletionEvent:
     """Read a completion webhook payload; raises WebhookPayloadError naming the bad field."""
     if not isinstance(data, dict):
@@ -313,12 +343,8 @@ def structure_event(data: Any, webhook_id: str | None = None) -> CompletionEvent
     completed = get("completed_at")
     if completed is not None and type(completed) is not str:
         completed = _opt_str(completed, "completed_at", _payload_error)
-    requested = get("requested_messages_count")
-    if requested is not None and (type(requested) is not int or requested < 0):
-        requested = _optional_count(data, "requested_messages_count")
-    generated = get("generated_messages_count")
-    if generated is not None and (type(generated) is not int or generated < 0):
-        generated = _optional_count(data, "generated_messages_count")
+    requested = _event_count(data, "requested_messages_count", "requested_message_count")
+    generated = _event_count(data, "generated_messages_count", "generated_message_count")
     triggered = get("webhook_triggered_at")
     if triggered is not None and type(triggered) is not str:
         triggered = _triggered_at(triggered)

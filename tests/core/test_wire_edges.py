@@ -118,6 +118,32 @@ def test_singular_count_names_are_read() -> None:
     assert meta.extra == {}
 
 
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        pytest.param(
+            {"requested_messages_count": 4, "requested_message_count": 3}, id="plural-first"
+        ),
+        pytest.param(
+            {"requested_message_count": 3, "requested_messages_count": 4}, id="singular-first"
+        ),
+    ],
+)
+def test_the_plural_count_wins_over_the_singular(metadata: dict[str, Any]) -> None:
+    """With both spellings the plural one is read, whatever their order; neither is extra."""
+    meta = structure_retrieved(_retrieve(metadata=metadata)).metadata
+    assert meta.requested_messages_count == 4
+    assert meta.extra == {}
+
+
+def test_a_null_plural_count_falls_back_to_the_singular() -> None:
+    """A plural count that is null does not hide the singular one's value."""
+    metadata = {"generated_message_count": 2, "generated_messages_count": None}
+    meta = structure_retrieved(_retrieve(metadata=metadata)).metadata
+    assert meta.generated_messages_count == 2
+    assert meta.extra == {}
+
+
 def test_the_request_id_falls_back_to_the_one_asked_for() -> None:
     """Without an id in the metadata, the id the retrieve was made for is used."""
     body = _retrieve()
@@ -444,3 +470,76 @@ def test_the_converter_reads_webhook_payloads() -> None:
     """structure(data, CompletionEvent) reads a payload like structure_event."""
     event = structure({"secure_request_id": "r", "status": "completed"}, CompletionEvent)
     assert event == CompletionEvent(secure_request_id="r", status="completed")
+
+
+def test_singular_count_names_are_read_in_webhook_payloads() -> None:
+    """D5: a webhook's counts spelled in the singular are read, as for retrieve metadata."""
+    event = structure_event(
+        {
+            "secure_request_id": "x",
+            "status": "complete",
+            "requested_message_count": 12,
+            "generated_message_count": 11,
+        }
+    )
+    assert (event.requested_messages_count, event.generated_messages_count) == (12, 11)
+    assert event.extra == {}
+
+
+@pytest.mark.parametrize(
+    ("counts", "expected"),
+    [
+        pytest.param(
+            {"requested_messages_count": 4, "requested_message_count": 3},
+            (4, None),
+            id="plural-first",
+        ),
+        pytest.param(
+            {"generated_message_count": 3, "generated_messages_count": 4},
+            (None, 4),
+            id="singular-first",
+        ),
+        pytest.param(
+            {"requested_messages_count": None, "requested_message_count": 5},
+            (5, None),
+            id="null-plural",
+        ),
+        pytest.param(
+            {"generated_messages_count": 0, "generated_message_count": 9},
+            (None, 0),
+            id="zero-plural",
+        ),
+    ],
+)
+def test_the_plural_webhook_count_wins_over_the_singular(
+    counts: dict[str, Any], expected: tuple[int | None, int | None]
+) -> None:
+    """With both spellings the plural one is read (unless it is null); neither goes to extra."""
+    event = structure_event({"secure_request_id": "x", "status": "complete", **counts})
+    assert (event.requested_messages_count, event.generated_messages_count) == expected
+    assert event.extra == {}
+
+
+@pytest.mark.parametrize(
+    ("counts", "message"),
+    [
+        pytest.param(
+            {"requested_message_count": 2.0},
+            "requested_message_count must be an integer or null, not a number",
+            id="float",
+        ),
+        pytest.param(
+            {"generated_message_count": -3},
+            "generated_message_count must be >= 0, got -3",
+            id="negative",
+        ),
+        pytest.param(
+            {"generated_messages_count": "7", "generated_message_count": 7},
+            "generated_messages_count must be an integer or null, not a string",
+            id="bad-plural-wins",
+        ),
+    ],
+)
+def test_a_bad_webhook_count_is_named_as_sent(counts: dict[str, Any], message: str) -> None:
+    """A singular count that does not fit is an error naming the key as the payload spelt it."""
+    assert _event_error({"secure_request_id": "x", "status": "complete", **counts}) == message
