@@ -9,7 +9,8 @@ always Hiro Tanaka of Tech Solutions Inc), so tests can rebuild what they sent::
     batch = await client.submit_batch(campaign, iter_sample_leads(10_000))
 
 ``iter_sample_leads`` can also make every Nth lead invalid (cycling through a blank required
-field, a LinkedIn URL without a scheme and an ``ftp://`` website) or give it an id ending in
+field, a LinkedIn URL without a scheme and an ``ftp://`` website; the first invalid lead has the
+LinkedIn URL, the second the website, the third the blank field) or give it an id ending in
 ``_nowebpresence``, which the emulator, like Upscale, cannot personalise.
 """
 
@@ -103,7 +104,9 @@ def sample_lead(
         i: the lead's number; it sets the id and picks the name and company.
         prefix: the id is ``f"{prefix}_{i:0{digits}d}"`` (``lead_000042``).
         digits: the width of the number in the id.
-        overrides: wire keys to replace or add (a per-lead ``job_title``, a bad value...).
+        overrides: wire keys to replace or add (a bad value, a blank field...); a key that is
+            not a lead field is refused by the SDK's checks unless the lead goes through
+            ``Lead.from_mapping(..., allow_extra_fields=True)``.
 
     Returns:
         A new dict with every documented lead key; every third lead has no website (null).
@@ -142,8 +145,9 @@ def iter_sample_leads(
         start: the number of the first lead; the others follow.
         digits: the width of the number in the id.
         invalid_every: make every Nth lead yielded (the Nth, the 2Nth...) invalid, in turn with
-            a blank ``last_name``, a ``lead_linkedin`` without a scheme and an ``ftp://``
-            ``lead_company_website_url``.
+            a ``lead_linkedin`` without a scheme (the Nth), an ``ftp://``
+            ``lead_company_website_url`` (the 2Nth) and a blank ``last_name`` (the 3Nth), then
+            again.
         no_web_presence_every: end the id of every Nth lead yielded with ``_nowebpresence``.
 
     Returns:
