@@ -511,3 +511,24 @@ def test_unknown_types_reach_validate_generation_body() -> None:
     body = {**_campaign(message_sequence=["linkedin_post"]), "lead_data": [_lead()]}
     assert validate_generation_body(body, allow_unknown_message_types=True) == []
     assert validate_generation_body(body) != []
+
+
+def test_the_contract_lists_the_top_level_fields_in_the_order_of_their_messages() -> None:
+    """docs/contract.md §2.8: top-level messages come in §2.1's row order, conditionals included.
+
+    Every top-level field is given a problem (the sequence names the conditional types in the
+    reverse of their order), and the fields the messages name must be §2.1's rows, in order.
+    """
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "contract.md").read_text(encoding="utf-8")
+    section = text.split("### 2.1 ", 1)[1].split("### 2.2 ", 1)[0]
+    rows = re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE)
+    body = {
+        "message_sequence": ["stage_ambition", "hiring_activity", "share_material", "bogus"],
+        "tone_preference": "loud",
+        "signoff_name": 1,
+    }
+    named = [path.split("[", 1)[0] for path, _ in validate_generation_body(body)]
+    assert named == rows
