@@ -52,7 +52,8 @@ class ResponseEvent:
     """An attempt ended: with an answer (``status``), or without one (``status`` None).
 
     ``error`` is the typed error of a failed attempt (None for a successful attempt);
-    ``elapsed`` the seconds this attempt took; ``request_id`` the ``X-Request-Id`` header when the service sent one;
+    ``elapsed`` the seconds this attempt took; ``request_id`` the ``X-Request-Id`` header when
+    the service sent one;
     ``secure_request_id`` the request's id when known (a retrieve's, or a generation's answer);
     ``headers`` the answer's headers (empty for a failed attempt: its error has the details).
     """
