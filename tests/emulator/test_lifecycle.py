@@ -54,3 +54,14 @@ async def test_a_closed_emulator_serves_no_more_and_can_start_again() -> None:
         await writer.wait_closed()
     finally:
         await emulator.aclose()
+
+
+async def test_a_closed_emulator_has_no_port() -> None:
+    """After ``aclose`` ``port``, ``url`` and ``base_url`` raise, as before ``start``."""
+    emulator = Emulator()
+    async with emulator:
+        assert emulator.base_url.startswith("http://127.0.0.1:")
+    for handle in ("port", "url", "base_url"):
+        with pytest.raises(RuntimeError, match="the emulator is not running"):
+            getattr(emulator, handle)
+    assert repr(emulator) == "<Emulator not running>"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.request
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -77,3 +80,37 @@ def test_signed_webhook_payload() -> None:
     body, headers = signed_webhook({"secure_request_id": "y"}, DEFAULT_WEBHOOK_SECRET)
     assert orjson.loads(body) == {"secure_request_id": "y"}
     assert Webhook(DEFAULT_WEBHOOK_SECRET).verify(body, headers) == {"secure_request_id": "y"}
+
+
+def test_marker_with_a_positional_argument_is_a_usage_error(tmp_path: Path) -> None:
+    """``upscale_emulator(5)`` fails the test, naming the marker, instead of ignoring the 5."""
+    (tmp_path / "test_positional.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.upscale_emulator(5)\n"
+        "def test_positional(upscale_emulator):\n"
+        "    pass\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "asyncio_default_fixture_loop_scope=function",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 error" in done.stdout
+    assert (
+        "@pytest.mark.upscale_emulator takes keyword options only, "
+        "e.g. @pytest.mark.upscale_emulator(credits=5); got positional (5,)"
+    ) in done.stdout

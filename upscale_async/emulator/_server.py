@@ -191,7 +191,11 @@ class Emulator:
         self._scheduler = asyncio.get_running_loop().create_task(self.engine.run())
 
     async def aclose(self) -> None:
-        """Stop serving, cancel generation and pending deliveries, close the webhook session."""
+        """Stop serving, cancel generation and pending deliveries, close the webhook session.
+
+        ``port``, ``url`` and ``base_url`` then raise RuntimeError until ``start()`` again.
+        """
+        self._port = None
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.cancel()

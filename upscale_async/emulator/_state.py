@@ -136,7 +136,10 @@ class DeliveryRecord:
 class EmulatorState:
     """Everything tests assert on: ``emu.state``.
 
-    Read-only for tests, except through ``Emulator.add_credits``.
+    Read-only for tests, except through ``Emulator.add_credits``. The query methods may be
+    called from another thread while the emulator runs (``EmulatorThread``): each iterates
+    over a copy of a container taken in one C-level step (``dict(d)``, ``list(l)``, which
+    hold the GIL throughout), never over the live one that the emulator's loop changes.
     """
 
     accounts: dict[str, Account]
@@ -168,18 +171,20 @@ class EmulatorState:
     def charge_counts(self) -> Counter[tuple[str, str, str]]:
         """(api key, lead id, message type) -> times charged. ``max(...) <= 1`` in a correct run."""
         counts: Counter[tuple[str, str, str]] = Counter()
-        for key, account in self.accounts.items():
-            for (lead_id, kind), n in account.charges.items():
+        for key, account in dict(self.accounts).items():
+            for (lead_id, kind), n in dict(account.charges).items():
                 counts[key, lead_id, kind] = n
         return counts
 
     def body_posts(self) -> dict[str, int]:
         """``secure_request_id`` -> how many times its body was posted (1 when sent once)."""
-        return {
-            request_id: account.posts[digest]
-            for account in self.accounts.values()
-            for digest, request_id in account.bodies.items()
-        }
+        posts: dict[str, int] = {}
+        for account in dict(self.accounts).values():
+            bodies = dict(account.bodies)
+            counts = dict(account.posts)  # after bodies: every body copied was posted
+            for digest, request_id in bodies.items():
+                posts[request_id] = counts.get(digest, 0)
+        return posts
 
     def double_charges(self) -> list[tuple[str, str, str]]:
         """Every (api key, lead id, message type) charged more than once (empty when correct)."""
@@ -201,9 +206,9 @@ class EmulatorState:
 
     def deliveries_for(self, request_id: str) -> list[DeliveryRecord]:
         """Every webhook delivery attempt for one request, in order."""
-        return [d for d in self.deliveries if d.request_id == request_id]
+        return [d for d in list(self.deliveries) if d.request_id == request_id]
 
     def _account(self, api_key: str | None) -> Account:
         if api_key is None:
-            return next(iter(self.accounts.values()))
+            return next(iter(dict(self.accounts).values()))
         return self.accounts[api_key]

@@ -21,7 +21,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -38,7 +38,8 @@ class EmulatorThread:
     """An ``Emulator`` running on a background thread with its own event loop.
 
     Keyword arguments are those of ``Emulator`` (``EmulatorConfig`` fields). Use as a context
-    manager, or ``start()`` / ``stop()``. Reads of ``state`` are safe from the test's thread;
+    manager, or ``start()`` / ``stop()``; after ``stop()`` it can be started again, with a new
+    emulator (fresh state, new port). Reads of ``state`` are safe from the test's thread;
     changes go through the methods here, which run on the emulator's loop.
     """
 
@@ -55,23 +56,34 @@ class EmulatorThread:
     def start(self, timeout: float = 10.0) -> Self:
         """Start the thread and wait until the emulator listens (``with`` calls this).
 
+        After ``stop()`` this starts a new emulator (fresh state, new port) and waits for it.
+
         Raises:
-            RuntimeError: it was already started, or the emulator did not start in time
+            RuntimeError: it is already running, or the emulator did not start in time
                 (or failed to start).
         """
         if self._thread is not None:
-            raise RuntimeError("the emulator thread was already started")
-        self._thread = threading.Thread(target=self._run, name="upscale-emulator", daemon=True)
-        self._thread.start()
+            raise RuntimeError("the emulator thread was already started; stop() it first")
+        # A new emulator each time: nothing of a previous run (stopped or failed) is kept.
+        self._ready = threading.Event()
+        self._error = self._emulator = self._loop = self._stop = None
+        thread = threading.Thread(target=self._run, name="upscale-emulator", daemon=True)
+        self._thread = thread
+        thread.start()
         if not self._ready.wait(timeout):
             raise RuntimeError(f"the emulator did not start within {timeout} s")
         if self._error is not None:
-            self._thread.join(timeout)
+            thread.join(timeout)
+            if not thread.is_alive():
+                self._thread = None  # nothing runs: start() may be tried again
             raise RuntimeError("the emulator failed to start") from self._error
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the emulator and join the thread; a no-op when it is not running.
+
+        Afterwards ``emulator``, ``base_url``, ``state`` and the methods raise RuntimeError
+        until ``start()`` runs a new emulator.
 
         Raises:
             RuntimeError: the thread did not stop in time, or the emulator failed while running.
@@ -84,9 +96,10 @@ class EmulatorThread:
             thread.join(timeout)
             if thread.is_alive():
                 raise RuntimeError(f"the emulator thread did not stop within {timeout} s")
-        self._thread = None
-        if self._error is not None and self._emulator is not None:
-            raise RuntimeError("the emulator failed while running") from self._error
+        error, emulator = self._error, self._emulator
+        self._thread = self._emulator = self._loop = self._stop = self._error = None
+        if error is not None and emulator is not None:
+            raise RuntimeError("the emulator failed while running") from error
 
     def __enter__(self) -> Self:
         return self.start()
@@ -120,9 +133,24 @@ class EmulatorThread:
     @property
     def emulator(self) -> Emulator:
         """The running :class:`~upscale_async.emulator.Emulator` (RuntimeError if not running)."""
-        if self._emulator is None:
-            raise RuntimeError("the emulator is not running")
-        return self._emulator
+        return self._running()[1]
+
+    def _running(self) -> tuple[asyncio.AbstractEventLoop, Emulator]:
+        """The emulator's loop and the emulator; RuntimeError when it is not running."""
+        loop, emulator = self._loop, self._emulator
+        if loop is None or emulator is None or loop.is_closed():
+            raise RuntimeError("the emulator thread is not running: start() it first")
+        return loop, emulator
+
+    def _submit(
+        self, loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]
+    ) -> concurrent.futures.Future[T]:
+        """Schedule ``coroutine`` on ``loop``; if the loop has just closed, close it unrun."""
+        try:
+            return asyncio.run_coroutine_threadsafe(coroutine, loop)
+        except RuntimeError:  # the loop closed since _running() looked: stopped meanwhile
+            coroutine.close()  # never scheduled: no "was never awaited" warning
+            raise RuntimeError("the emulator thread is not running: start() it first") from None
 
     @property
     def base_url(self) -> str:
@@ -150,15 +178,17 @@ class EmulatorThread:
         return _ThreadFaults(self)
 
     def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``function(*args, **kwargs)`` on the emulator's loop and return its result."""
-        loop = self._loop
-        if loop is None:
-            raise RuntimeError("the emulator is not running")
+        """Run ``function(*args, **kwargs)`` on the emulator's loop and return its result.
+
+        Raises:
+            RuntimeError: the emulator is not running (before ``start()``, after ``stop()``).
+        """
+        loop, _ = self._running()
 
         async def run() -> T:
             return function(*args, **kwargs)
 
-        return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=10)
+        return self._submit(loop, run()).result(timeout=10)
 
     def add_credits(self, n: int, *, api_key: str | None = None) -> int:
         """Give ``n`` more credits to ``api_key`` (default: the first key); return the total."""
@@ -169,11 +199,13 @@ class EmulatorThread:
         self.call(self.emulator.set_delivery_plan, plan)
 
     def wait_deliveries(self, timeout: float = 10.0) -> None:
-        """Block until every webhook event so far is delivered or out of attempts."""
-        loop = self._loop
-        if loop is None:
-            raise RuntimeError("the emulator is not running")
-        future = asyncio.run_coroutine_threadsafe(self.emulator.wait_deliveries(timeout), loop)
+        """Block until every webhook event so far is delivered or out of attempts.
+
+        Raises:
+            RuntimeError: the emulator is not running (before ``start()``, after ``stop()``).
+        """
+        loop, emulator = self._running()
+        future = self._submit(loop, emulator.wait_deliveries(timeout))
         try:
             future.result(timeout + 1)
         except concurrent.futures.TimeoutError:
@@ -181,7 +213,10 @@ class EmulatorThread:
             raise
 
     def __repr__(self) -> str:
-        where = self._emulator.base_url if self._emulator is not None else "not running"
+        emulator, where = self._emulator, "not running"
+        if emulator is not None:
+            with contextlib.suppress(RuntimeError):  # it closed (failed) before stop() ran
+                where = emulator.base_url
         return f"<EmulatorThread {where}>"
 
 

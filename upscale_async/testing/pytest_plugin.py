@@ -33,6 +33,12 @@ def upscale_emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorThread]
     """
     options: dict[str, Any] = {}
     for marker in reversed(list(request.node.iter_markers(_MARKER))):
+        if marker.args:
+            pytest.fail(
+                f"@pytest.mark.{_MARKER} takes keyword options only, e.g. "
+                f"@pytest.mark.{_MARKER}(credits=5); got positional {marker.args!r}",
+                pytrace=False,
+            )
         options.update(marker.kwargs)
     with EmulatorThread(**options) as running:
         yield running
