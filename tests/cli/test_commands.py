@@ -9,7 +9,7 @@ import pytest
 
 from upscale_async.emulator import DOC_EXAMPLE_ID
 
-from .conftest import ExternalEmulator, records, run_cli
+from .conftest import ExternalEmulator, records, run_cli, valid_leads, write_csv
 
 
 def _service(emulator: ExternalEmulator) -> list[str]:
@@ -133,3 +133,33 @@ def test_a_webhook_secret_with_poll_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert result.code == 2
     assert "argument --poll: not allowed with argument --webhook-secret" in result.stderr
+
+
+@pytest.mark.parametrize("clash", ["out", "leads", "campaign"])
+def test_a_journal_that_is_another_file_of_the_run_is_refused(
+    tmp_path: Path, campaign_file: Path, clash: str
+) -> None:
+    """``--journal`` naming ``--out`` (or an input) would overwrite or delete it: exit 2, before
+    anything is read or sent, and the file is left as it was."""
+    leads = tmp_path / "leads.csv"
+    write_csv(leads, valid_leads(3))
+    out = tmp_path / "out.jsonl"
+    out.write_text("kept\n")
+    target = {"out": out, "leads": leads, "campaign": campaign_file}[clash]
+    before = target.read_bytes()
+    result = run_cli(
+        "generate",
+        leads,
+        "--campaign",
+        campaign_file,
+        "--out",
+        out,
+        "--journal",
+        target,
+        "-q",
+        cwd=tmp_path,
+    )
+    assert result.code == 2, result.stderr
+    assert f"--journal {target} is " in result.stderr
+    assert "give another --journal path" in result.stderr
+    assert target.read_bytes() == before

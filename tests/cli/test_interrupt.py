@@ -180,6 +180,7 @@ def test_without_a_journal_an_interrupt_still_names_every_accepted_request(
                 assert record["outcome"] == "pending", record
                 assert record["secure_request_id"] == request_id, record
                 assert "upscale-async retrieve" in record["reason"], record
+                assert record["lead"]["automation_tool_lead_id"] == lead_id, record
     for record in out:
         if record["outcome"] == "not_submitted":
             assert "--resume" not in record["reason"], record

@@ -255,11 +255,39 @@ def _poll_policy(options: GenerateOptions, embedded: bool) -> PollPolicy:
     return policy
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (the same path, or a link to it)."""
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def _check_journal_path(options: GenerateOptions, path: Path) -> None:
+    """InputError when the journal would be a file the run reads or writes otherwise."""
+    others = {
+        "--out": options.out,
+        "the resumed results (--out + .resuming)": options.out.with_name(
+            options.out.name + ".resuming"
+        ),
+        "the leads file": options.leads,
+        "the campaign file": options.campaign_path,
+    }
+    for what, other in others.items():
+        if str(other) != "-" and _same_file(path, other):
+            raise InputError(
+                f"--journal {path} is {what}: the journal must be a file of its own (the "
+                f"default is {default_journal(options.out)}); give another --journal path"
+            )
+
+
 def _previous_and_journal(options: GenerateOptions) -> tuple[Previous | None, BatchJournal | None]:
     """The run being resumed (read before anything is overwritten) and the journal."""
     path = options.journal_path
     if options.resume and path is None:
         raise InputError("--resume needs a journal: --out must be a file, without --no-journal")
+    if path is not None:
+        _check_journal_path(options, path)
     previous = None
     if options.resume:
         types = list(options.campaign.message_types)
@@ -528,6 +556,8 @@ class _Run:
             else f"collect it with: upscale-async retrieve {request_id}"
         )
         record["reason"] = f"accepted (and charged) before the run was interrupted; {collect}"
+        if lead is not None:
+            record["lead"] = dict(lead)  # as every record of a lead not generated
         self.writer.write(record)
         self.record(PENDING)
 
