@@ -321,3 +321,42 @@ def test_csv_with_old_mac_line_breaks_is_a_header_error_not_a_traceback(
     result = _generate(tmp_path, "leads.csv")
     assert result.code == 2
     assert result.stderr.startswith("upscale-async: error: leads.csv line 1: bad CSV header: ")
+
+
+def test_closed_quoted_field_over_lines_in_a_row_of_the_wrong_width_is_one_rejected_record(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """Rows whose quoted field runs over two lines and is closed, with 6 and 8 fields (the header
+    has 7): each is one rejected record naming its lines; the text inside its quotes is not read
+    as rows (it held ``r1b``, which was posted as a lead), and the rows after it are read."""
+    header = ",".join(LEAD_FIELDS)
+    r1 = (
+        'r1,https://www.linkedin.com/in/r1,"Acme\n'
+        'r1b,https://www.linkedin.com/in/r1b,Acme,Bob",Ann,,'
+    )
+    r2 = 'r2,https://www.linkedin.com/in/r2,"Line one\nline two",Ann,Lee,,,extra'
+    (tmp_path / "leads.csv").write_text(
+        f"{header}\n"
+        "r0,https://www.linkedin.com/in/r0,Co0,Ann,Lee,,\n"
+        f"{r1}\n{r2}\n"
+        "r3,https://www.linkedin.com/in/r3,Co3,Ann,Lee,,\n"
+    )
+    result = _generate(tmp_path, "leads.csv")
+    assert result.code == 2, result.stderr
+    first = "leads.csv line 3: malformed CSV row: 6 fields where the header has 7 (lines 3-4)"
+    second = "leads.csv line 5: malformed CSV row: 8 fields where the header has 7 (lines 5-6)"
+    errors = [e for e in result.stderr.splitlines() if "error:" in e]
+    assert errors == [f"upscale-async: error: {first}", f"upscale-async: error: {second}"]
+    assert "4 leads in" in result.stderr
+    assert "2 generated, 0 failed, 2 rejected" in result.stderr
+    assert "4 credits used" in result.stderr  # r0 and r3 only, 2 messages each
+    rows = records(tmp_path / "results.jsonl")
+    assert sorted((r["lead_id"], r["outcome"], r.get("line")) for r in rows) == [
+        ("r0", "generated", None),
+        ("r1", "rejected", 3),
+        ("r2", "rejected", 5),
+        ("r3", "generated", None),
+    ]
+    bad = {r["lead_id"]: r for r in rows if r["outcome"] == "rejected"}
+    assert (bad["r1"]["reason"], bad["r1"]["raw"]) == (first, r1)
+    assert (bad["r2"]["reason"], bad["r2"]["raw"]) == (second, r2)

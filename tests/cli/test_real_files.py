@@ -427,3 +427,43 @@ def test_control_characters_in_a_header_are_shown_escaped(
     assert result.code == 2, result.stderr
     assert f"{source} line 1: unknown column(s) no\\x1b[31mte\\x07s; the columns" in result.stderr
     _no_control_characters(result.stderr)
+
+
+def test_csv_results_fed_back_skip_and_count_the_pending_rows(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """A results CSV of an interrupted run given back: its ``pending`` rows (leads Upscale accepted
+    and charged) are skipped and counted like ``generated`` ones, neither rejected nor sent."""
+    leads = _leads(4)
+    columns = [
+        "lead_id", "outcome", "secure_request_id", "line", "connection_request", "reason",
+        "errors", *LEAD_FIELDS, "lead_extra",
+    ]  # fmt: skip
+
+    def row(lead: dict[str, Any], outcome: str, request: str, filled: bool) -> list[str]:
+        cells = [(lead.get(f) or "") if filled else "" for f in LEAD_FIELDS]
+        return [lead["automation_tool_lead_id"], outcome, request, "", "", "", "", *cells, ""]
+
+    with (tmp_path / "results.csv").open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        writer.writerow(row(leads[0], "generated", "req-1", filled=False))
+        writer.writerow(row(leads[1], "pending", "req-2", filled=False))
+        writer.writerow(row(leads[2], "pending", "req-2", filled=True))
+        writer.writerow(row(leads[3], "not_submitted", "", filled=True))
+    again = run_cli(
+        "generate", "results.csv", "--campaign", campaign_file, "--out", "retry.jsonl",
+        "--extra-fields", "ignore", cwd=tmp_path,
+    )  # fmt: skip
+    assert again.code == 0, again.stderr
+    rows = records(tmp_path / "retry.jsonl")
+    assert [(r["lead_id"], r["outcome"]) for r in rows] == [
+        (leads[3]["automation_tool_lead_id"], "generated")
+    ]
+    assert (
+        "upscale-async: results.csv is a results file: rows Upscale already accepted are not "
+        "sent again (1 generated, 2 pending)"
+    ) in again.stderr.splitlines()
+    summary = next(e for e in again.stderr.splitlines() if "credits used" in e)
+    assert ": 1 generated, 0 failed, 0 rejected, 0 not submitted" in summary, summary
+    assert summary.endswith("; 2 credits used"), summary  # one lead sent, 2 messages

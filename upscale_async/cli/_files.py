@@ -5,10 +5,12 @@ encoding) raises :class:`InputError` before anything is sent. A problem with one
 row with the wrong number of fields, a line that is not a JSON object, bytes that are not text
 in the file's encoding) does not stop the run: the record is kept aside as a
 :class:`ParseProblem` and written to the results as a ``rejected`` record naming its line (with
-its text), so leads already submitted are never lost. A CSV quote that is never closed (its
-field runs to the end of the file, past the field-size limit, over more than
-:data:`MAX_RECORD_LINES` lines, or into a malformed quote or row) rejects the record it opened
-and the reader starts again on the line after the quote's, so no later row is lost. A lead
+its text), so leads already submitted are never lost. A record whose quoted fields close but
+whose fields are too few or too many is rejected whole, naming its lines (the text inside its
+quotes is never read as rows). A CSV quote that is never closed (its field runs to the end of
+the file, past the field-size limit, over more than :data:`MAX_RECORD_LINES` lines, or into a
+malformed quote) rejects the record it opened and the reader starts again on the line after the
+quote's, so no later row is lost. A lead
 rejected for its fields (an unknown key) keeps its fields in its record, to be sent again. A
 UTF-16 or UTF-32 file (a byte order mark, or NUL bytes among its first bytes) is refused with
 the ``iconv`` command that converts it, whatever ``--encoding`` says. Messages show control
@@ -59,9 +61,10 @@ DELIMITERS: Final = (",", ";", "\t", "|")
 DEFAULT_ENCODING: Final = "utf-8"
 #: The extensions ``--out`` is written by, without ``--out-format``.
 OUT_FORMATS: Final = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
-#: Outcomes of a results CSV fed back as input that are not sent again: Upscale accepted them
-#: (``timed_out`` ones can be fetched with ``retrieve``), and ``generated`` rows hold no lead.
-_ACCEPTED_OUTCOMES: Final = ("generated", "timed_out")
+#: Outcomes of a results CSV fed back as input that are not sent again: Upscale accepted (and
+#: charged) them: ``pending`` ones (of an interrupted run) and ``timed_out`` ones can be fetched
+#: with ``retrieve``, and ``generated`` rows hold no lead.
+_ACCEPTED_OUTCOMES: Final = ("generated", "pending", "timed_out")
 #: A CSV record is given up on (as an unterminated quote) when it spans more physical lines.
 MAX_RECORD_LINES: Final = 2000
 #: How many characters of an unreadable record's text its rejected record carries.
@@ -299,14 +302,9 @@ def _raw(lines: list[tuple[int, str]]) -> str:
     return f"{text[:RAW_SHOWN]}... ({len(text) - RAW_SHOWN} more characters)"
 
 
-def _quote_trouble(failure: str | None, lines: _Lines, fields: int, width: int) -> str:
+def _quote_trouble(failure: str, lines: _Lines) -> str:
     """Where a quoted field that ran over lines ended, and why it was given up on."""
     end = lines.record[-1][0]
-    if failure is None:
-        return (
-            f"the quoted field runs on to line {end}, giving {fields} fields where the header "
-            f"has {width}"
-        )
     if failure == _TOO_LONG:
         return f"the quoted field runs on over more than {MAX_RECORD_LINES} lines, to line {end}"
     if lines.ended:
@@ -351,7 +349,7 @@ class LeadFile:
     record) and raises :class:`InputError`. ``-`` reads stdin. ``encoding`` is any
     ASCII-compatible codec; the CSV ``delimiter`` is sniffed from the header unless given.
     A results CSV of ``generate`` fed back as input (it has ``lead_id`` and ``outcome``
-    columns) sends its leads again except those Upscale accepted (``generated``,
+    columns) sends its leads again except those Upscale accepted (``generated``, ``pending``,
     ``timed_out``); ``skipped`` counts those rows by outcome.
     """
 
@@ -557,41 +555,38 @@ class LeadFile:
             self.records += 1
             record = lines.record
             line = record[0][0]
-            if failure is not None or (len(row) != width and len(record) > 1):
+            if failure is not None:
                 lead_id = _lead_id(record[0][1], id_column, delimiter)
-                self._broken(lines, delimiter, failure, (len(row), width), lead_id)
+                self._broken(lines, delimiter, failure, lead_id)
                 continue
             if any(n in bad for n, _ in record):
                 self._problem(line, self._undecodable(), row[0], _raw(record))
             elif len(row) != width:
+                # csv read the record without an error, so its quotes are closed: it is one
+                # record (its lines are not read again), rejected whole.
+                where = f" (lines {line}-{record[-1][0]})" if len(record) > 1 else ""
                 self._problem(
                     line,
-                    f"malformed CSV row: {len(row)} fields where the header has {width}",
+                    f"malformed CSV row: {len(row)} fields where the header has {width}{where}",
                     row[id_column] if len(row) > id_column else None,
                     _raw(record),
                 )
             else:
                 yield line, row
 
-    def _broken(
-        self,
-        lines: _Lines,
-        delimiter: str,
-        failure: str | None,
-        fields: tuple[int, int],
-        lead_id: str | None,
-    ) -> None:
-        """A CSV record that could not be read, as a problem; one whose quote ran on (over lines
-        or to the end of the file) keeps only the lines up to the quote's, the rest are read again.
+    def _broken(self, lines: _Lines, delimiter: str, failure: str, lead_id: str | None) -> None:
+        """A CSV record csv could not read, as a problem; one whose quote ran on (over lines, to
+        the end of the file, past the field-size limit or into a malformed quote) keeps only the
+        lines up to the quote's, the rest are read again.
         """
         record = lines.record
-        if len(record) == 1 and not lines.ended and failure is not None:
+        if len(record) == 1 and not lines.ended:
             self._problem(record[0][0], f"malformed CSV: {failure}", lead_id, _raw(record))
             return
         texts = [text for _, text in record]
         opened = _quote_line(texts, delimiter)
         lines.again(record[opened + 1 :])
-        why = _quote_trouble(failure, lines, *fields)
+        why = _quote_trouble(failure, lines)
         self._problem(
             record[0][0],
             f"unterminated quote opened on line {record[opened][0]} ({why}): close the quote "
