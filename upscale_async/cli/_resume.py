@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import os
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -172,7 +171,8 @@ class LeadGate:
         self.closed = False
         self.count = 0
         self.unsettled: dict[int, Any] = {}
-        self._by_key: dict[str | None, deque[int]] = {}
+        # A list per id, not a deque: a deque costs some 600 bytes, and ids rarely repeat.
+        self._by_key: dict[str | None, list[int]] = {}
         self._by_object: dict[int, int] = {}
 
     def __iter__(self) -> Iterator[Any]:
@@ -185,7 +185,7 @@ class LeadGate:
         seq = self.count
         self.count += 1
         self.unsettled[seq] = lead
-        self._by_key.setdefault(lead_key(lead), deque()).append(seq)
+        self._by_key.setdefault(lead_key(lead), []).append(seq)
         self._by_object[id(lead)] = seq
         return lead
 
