@@ -962,7 +962,7 @@ def _bench_emulator(quick: bool) -> Json:
         if server.stdout is not None:
             server.stdout.close()
     return {
-        "source": "bench_emulator.start_server + throughput (it has no run() yet)",
+        "source": "benchmarks/bench_emulator.py: start_server, then throughput",
         "figures": {
             "intake_leads_per_s": rate,
             "requests": requests,
