@@ -202,3 +202,22 @@ def test_verbose_prints_each_retry_and_the_probe_is_not_retried(
     result = run_cli(*_generate_args(_dead_url(), "k", "-v"), cwd=tmp_path, timeout=100)
     assert result.stderr.count("retrying POST /messages/request_message_generation") == 4
     assert "GET /account" not in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_chunks_the_service_refuses_end_with_a_line_saying_so_not_a_retry_hint(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """Every chunk refused with a 422 (over the server's leads per request): the line says the
+    requests were refused and how to fix them, not "once it answers" (it answers every time)."""
+    write_csv(tmp_path / "leads.csv", valid_leads(40))
+    with EmulatorThread(max_leads_per_request=3, webhook_secret=None) as emu:
+        result = run_cli(*_generate_args(emu.base_url, emu.api_key), cwd=tmp_path)
+    assert result.code == 1, result.stderr
+    assert "once it answers" not in result.stderr
+    assert "the Upscale API at " in result.stderr
+    assert " refused the requests (422): " in result.stderr
+    assert "lead_data must contain at most 3 leads" in result.stderr
+    assert "fix what the error names (a smaller --chunk-size for a size limit), then run: " in (
+        result.stderr
+    )

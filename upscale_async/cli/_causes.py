@@ -26,6 +26,12 @@ ENV_WEBHOOK_SECRET: Final = "UPSCALE_WEBHOOK_SECRET"
 SDK_LOGGER: Final = "upscale_async"
 #: Error types (as ``FailedChunk.error_type`` names them) that mean "could not reach it".
 _UNREACHABLE: Final = ("TransportError", "RequestTimeoutError")
+#: Errors the service answers every time for the same request: retrying later cannot help.
+_REFUSED: Final = {
+    "BadRequestError": 400,
+    "NotFoundError": 404,
+    "UnprocessableEntityError": 422,
+}
 
 
 class SignatureAlarm:
@@ -114,6 +120,13 @@ def cause_line(
         return (
             f"the API key was refused (401): {leads} leads were not submitted; fix the key "
             f"(--api-key / {ENV_API_KEY}), then {run}"
+        )
+    refused = _REFUSED.get(cause.partition(":")[0])
+    if refused is not None:
+        return (
+            f"the Upscale API at {base_url} refused the requests ({refused}): {leads} leads were "
+            f"not submitted; last error: {cause}; fix what the error names (a smaller "
+            f"--chunk-size for a size limit), then {run}"
         )
     tried = f" after {retries} retries" if retries else ""
     if cause.startswith(_UNREACHABLE):
