@@ -30,8 +30,8 @@ from ._governor import RateGovernor
 from ._models import Campaign, GenerationAccepted, Lead, RetrievedMessages, lead_wire
 from ._observe import Observer
 from ._retry import call_with_retries, deadline_error
-from ._spec.contract import RETRIEVE_ID_PARAM, SEQUENCE_FILTER_DEFAULT, SEQUENCE_FILTERS
-from ._spec.validation import Problem, check_campaign, check_leads, required
+from ._spec.contract import RETRIEVE_ID_PARAM
+from ._spec.validation import Problem, check_campaign, check_leads, required, sequence_filter
 from ._telemetry import Telemetry
 from ._transport import Response, Transport
 from ._wire import encode_request, structure, structure_retrieved
@@ -363,12 +363,10 @@ def sequence_params(given: Mapping[str, bool | str | None]) -> dict[str, str] | 
     for name, value in given.items():
         if value is None:
             continue
-        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-        allowed, _ = SEQUENCE_FILTERS[name]
-        if text != SEQUENCE_FILTER_DEFAULT and text not in allowed:
-            problems.append(
-                (name, f"{name} must be one of {', '.join(allowed)} or default but was {text!r}")
-            )
+        given_text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        text, problem = sequence_filter(name, given_text)  # the emulator's own rule and message
+        if problem is not None:
+            problems.append((name, problem))
         params[name] = text
     if problems:
         raise ValidationError(problems)

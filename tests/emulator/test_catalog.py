@@ -100,7 +100,8 @@ async def test_bad_filter_value_is_422(emu: Emulator, session: aiohttp.ClientSes
     )
     assert status == 422
     assert body == {
-        "error": "cadence_profile must be one of rapid, normal, long_term, or default",
+        "error": "cadence_profile must be one of rapid, normal, long_term, or default but was "
+        "'weekly'",
         "status": "error",
     }
 
@@ -117,3 +118,43 @@ async def test_account_reflects_live_credits(emu: Emulator, session: aiohttp.Cli
     assert body["monthly_allowance"] == 60
     assert body["plan_name"]
     assert body["created_at"].endswith("Z")
+
+
+@pytest.mark.parametrize("value", ["weekly", "MEDIUMS", " "])
+async def test_the_sdk_and_the_emulator_read_a_filter_alike(
+    emu: Emulator, session: aiohttp.ClientSession, value: str
+) -> None:
+    """One rule for both: a bad value gets the same message from the SDK (before sending) as
+    the emulator's 422; a value in another case or padded is read as the same filter."""
+    from upscale_async import UpscaleClient, ValidationError
+
+    status, body = await sequences(
+        session, emu, {"sequence_length": value}, "/sequences/get_sequences"
+    )
+    async with UpscaleClient(KEY, base_url=emu.base_url) as client:
+        if status == 422:
+            with pytest.raises(ValidationError) as refused:
+                await client.get_sequences(sequence_length=value)
+            assert refused.value.errors == [("sequence_length", body["error"])]
+        else:
+            assert status == 200
+            got = await client.get_sequences(sequence_length=value)
+            assert len(got) == len(body)
+
+
+async def test_a_filter_in_upper_case_is_the_filter_in_lower_case(
+    emu: Emulator, session: aiohttp.ClientSession
+) -> None:
+    """``MEDIUM`` and `` medium `` read as ``medium``, from the SDK as from the emulator."""
+    from upscale_async import UpscaleClient
+
+    _, lower = await sequences(
+        session, emu, {"sequence_length": "medium"}, "/sequences/get_sequences"
+    )
+    _, upper = await sequences(
+        session, emu, {"sequence_length": "MEDIUM"}, "/sequences/get_sequences"
+    )
+    assert upper == lower
+    async with UpscaleClient(KEY, base_url=emu.base_url) as client:
+        got = await client.get_sequences(sequence_length=" MEDIUM ")
+    assert len(got) == len(lower) > 0

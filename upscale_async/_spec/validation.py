@@ -23,6 +23,8 @@ from .contract import (
     KNOWN_MESSAGE_TYPES,
     LEAD_OPTIONAL_URL_FIELDS,
     LEAD_REQUIRED_FIELDS,
+    SEQUENCE_FILTER_DEFAULT,
+    SEQUENCE_FILTERS,
     MessageType,
 )
 from .countries import ISO_3166_ALPHA2
@@ -96,6 +98,22 @@ def closest(name: str, known: Sequence[str]) -> str | None:
         if parts:
             return max(parts, key=lambda k: SequenceMatcher(None, name, k).ratio())
     return None
+
+
+def sequence_filter(name: str, value: str) -> tuple[str, str | None]:
+    """A get_sequences filter as the server reads it, and the message when it is not allowed.
+
+    The value is trimmed and lower-cased (blank is ``default``); the message (None when the
+    value is allowed) is the 422's, the same from the SDK and the emulator.
+    """
+    allowed, _ = SEQUENCE_FILTERS[name]
+    text = value.strip().lower() or SEQUENCE_FILTER_DEFAULT
+    if text == SEQUENCE_FILTER_DEFAULT or text in allowed:
+        return text, None
+    return text, (
+        f"{name} must be one of {', '.join(allowed)}, or {SEQUENCE_FILTER_DEFAULT} "
+        f"but was {value!r}"
+    )
 
 
 def required(path: str) -> Problem:

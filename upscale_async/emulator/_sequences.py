@@ -6,7 +6,8 @@ import itertools
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .._spec.contract import SEQUENCE_FILTERS
+from .._spec.contract import SEQUENCE_FILTER_DEFAULT, SEQUENCE_FILTERS
+from .._spec.validation import sequence_filter
 
 __all__ = ["SEQUENCES", "filter_sequences"]
 
@@ -96,13 +97,11 @@ def filter_sequences(query: Mapping[str, str]) -> list[dict[str, Any]] | str:
     if not given:
         return SEQUENCES
     wanted: dict[str, str] = {}
-    for name, (allowed, default) in FILTERS.items():
-        value = given.get(name, "default").strip().lower() or "default"
-        if value == "default":
-            value = default
-        if value not in allowed:
-            return f"{name} must be one of {', '.join(allowed)}, or default"
-        wanted[name] = value
+    for name, (_, default) in FILTERS.items():
+        value, problem = sequence_filter(name, given.get(name, SEQUENCE_FILTER_DEFAULT))
+        if problem is not None:
+            return problem
+        wanted[name] = default if value == SEQUENCE_FILTER_DEFAULT else value
     return [
         seq
         for seq in SEQUENCES
