@@ -14,7 +14,15 @@ import pytest
 
 from upscale_async.cli._files import LEAD_FIELDS
 
-from .conftest import Result, clean_env, external_emulator, records, run_cli, valid_leads
+from .conftest import (
+    Result,
+    clean_env,
+    external_emulator,
+    records,
+    run_cli,
+    valid_leads,
+    write_csv,
+)
 
 ACCENTED = ("Andrés", "Müller")
 
@@ -231,9 +239,10 @@ def test_csv_results_fed_back_send_only_the_leads_not_accepted(
     rows = records(tmp_path / "retry.jsonl")
     assert [r["lead_id"] for r in rows] == [x["automation_tool_lead_id"] for x in leads[3:]]
     assert {r["outcome"] for r in rows} == {"generated"}
-    assert "results.csv is a results file: rows Upscale already accepted are not sent again " in (
-        again.stderr
-    )
+    assert (
+        "results.csv is a results file: rows Upscale already accepted (or repeating a lead id it "
+        "was sent) are not sent again "
+    ) in (again.stderr)
 
 
 def test_unclosed_quote_from_stdin_latin1_semicolons_is_resynchronised(
@@ -461,9 +470,33 @@ def test_csv_results_fed_back_skip_and_count_the_pending_rows(
         (leads[3]["automation_tool_lead_id"], "generated")
     ]
     assert (
-        "upscale-async: results.csv is a results file: rows Upscale already accepted are not "
-        "sent again (1 generated, 2 pending)"
+        "upscale-async: results.csv is a results file: rows Upscale already accepted (or "
+        "repeating a lead id it was sent) are not sent again (1 generated, 2 pending)"
     ) in again.stderr.splitlines()
     summary = next(e for e in again.stderr.splitlines() if "credits used" in e)
     assert ": 1 generated, 0 failed, 0 rejected, 0 not submitted" in summary, summary
     assert summary.endswith("; 2 credits used"), summary  # one lead sent, 2 messages
+
+
+def test_a_results_csv_fed_back_does_not_send_a_repeated_lead_id_again(
+    tmp_path: Path, campaign_file: Path
+) -> None:
+    """A lead rejected for repeating an id that was sent carries its lead, but fed back it is
+    skipped and counted: its twin is the lead Upscale has (it was sent again before)."""
+    leads = _leads(4)
+    twin = dict(leads[1], first_name="Other")  # the id of lead 1 again, with other data
+    write_csv(tmp_path / "leads.csv", [*leads, twin])
+    first = run_cli(
+        "generate", "leads.csv", "--campaign", campaign_file, "--out", "out.csv", cwd=tmp_path
+    )
+    assert first.code == 1, first.stderr  # one lead not generated: the repeat
+    again = run_cli(
+        "generate", "out.csv", "--campaign", campaign_file, "--out", "retry.jsonl",
+        "--extra-fields", "ignore", cwd=tmp_path,
+    )  # fmt: skip
+    assert again.code == 2, again.stderr
+    assert (
+        "upscale-async: out.csv is a results file: rows Upscale already accepted (or repeating a "
+        "lead id it was sent) are not sent again (4 generated, 1 repeated id)"
+    ) in again.stderr.splitlines()
+    assert "out.csv: no leads to send again (Upscale accepted every lead of it)" in again.stderr

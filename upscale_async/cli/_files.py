@@ -65,6 +65,9 @@ OUT_FORMATS: Final = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", "
 #: charged) them: ``pending`` ones (of an interrupted run) and ``timed_out`` ones can be fetched
 #: with ``retrieve``, and ``generated`` rows hold no lead.
 _ACCEPTED_OUTCOMES: Final = ("generated", "pending", "timed_out")
+#: The reason of a results row rejected for repeating a lead id (the SDK's or the CLI's message):
+#: its twin is the lead that was sent, so a results file fed back does not send it either.
+_REPEATED_ID: Final = re.compile(r"automation_tool_lead_id must be unique (?:in a batch )?but ")
 #: A CSV record is given up on (as an unterminated quote) when it spans more physical lines.
 MAX_RECORD_LINES: Final = 2000
 #: How many characters of an unreadable record's text its rejected record carries.
@@ -389,7 +392,9 @@ class LeadFile:
         if self._first is None and not self.problems:
             self.close()
             if self.skipped:
-                raise InputError(f"{self.name}: no leads to send again (all were accepted)")
+                raise InputError(
+                    f"{self.name}: no leads to send again (Upscale accepted every lead of it)"
+                )
             raise InputError(f"{self.name}: contains no leads")
 
     def close(self) -> None:
@@ -503,7 +508,7 @@ class LeadFile:
             counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.skipped.items()))
             print(
                 f"upscale-async: {self.name} is a results file: rows Upscale already accepted "
-                f"are not sent again ({counts})",
+                f"(or repeating a lead id it was sent) are not sent again ({counts})",
                 file=sys.stderr,
                 flush=True,
             )
@@ -600,9 +605,15 @@ class LeadFile:
     ) -> Iterator[LineLead]:
         """The leads of the CSV rows (a results CSV: those Upscale did not accept)."""
         outcome_column = header.index("outcome") if {"lead_id", "outcome"} <= set(header) else None
+        reason_column = (
+            header.index("reason") if outcome_column is not None and "reason" in header else None
+        )
         for line, row in rows:
             if outcome_column is not None and row[outcome_column] in _ACCEPTED_OUTCOMES:
                 self.skipped[row[outcome_column]] += 1
+                continue
+            if reason_column is not None and _REPEATED_ID.search(row[reason_column]):
+                self.skipped["repeated id"] += 1
                 continue
             lead: dict[str, Any] = {}
             for name, value, wanted in zip(header, row, keep, strict=True):
