@@ -162,17 +162,22 @@ def _lead_results(leads_data: list[Any]) -> tuple[LeadMessages, ...]:
     return tuple(out)
 
 
-def _plural_counts(data: dict[str, Any], aliases: Mapping[str, str]) -> dict[str, Any]:
-    """``data`` with each count spelled in the singular moved to its plural name (D5).
+def _spelled(data: Mapping[str, Any], plural: str, singular: str) -> tuple[str, Any]:
+    """Which spelling of a count is read (D5), and its value: the plural, whatever the order,
+    unless it is absent or null and the singular is sent."""
+    value = data.get(plural)
+    if value is None and singular in data:
+        return singular, data[singular]
+    return plural, value
 
-    The plural spelling wins when both are sent, whatever their order, unless its value is null.
-    """
+
+def _plural_counts(data: dict[str, Any], aliases: Mapping[str, str]) -> dict[str, Any]:
+    """``data`` with each count spelled in the singular moved to its plural name (D5)."""
     values = dict(data)
     for singular, plural in aliases.items():
         if singular in values:
-            value = values.pop(singular)
-            if values.get(plural) is None:
-                values[plural] = value
+            values[plural] = _spelled(values, plural, singular)[1]
+            del values[singular]
     return values
 
 
@@ -307,16 +312,9 @@ def _optional_count(data: Mapping[str, Any], field: str) -> int | None:
 
 
 def _event_count(data: dict[str, Any], plural: str, singular: str) -> int | None:
-    """A webhook count under its plural name, else its singular one (D5, as in metadata).
-
-    The plural spelling wins when both are sent, unless its value is null; a value that does not
-    fit is an error naming the key it was sent under.
-    """
-    name = plural
-    value = data.get(plural)
-    if value is None and singular in data:
-        name = singular
-        value = data[singular]
+    """A webhook count as :func:`_spelled` reads it (D5, as in metadata); a value that does not
+    fit is an error naming the key it was sent under."""
+    name, value = _spelled(data, plural, singular)
     if value is not None and (type(value) is not int or value < 0):
         value = _optional_count(data, name)
     return value
